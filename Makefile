@@ -1,0 +1,61 @@
+# mnist-repro: the Azure ML MNIST/scikit-learn tutorial as a reproducible DVC pipeline.
+# `make` (or `make help`) lists the targets. Every target works from a fresh clone.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+# DVC takes a repository lock: never run two DVC commands at once, even under `make -j`.
+.NOTPARALLEL:
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+# Stages run `python -m mnist_repro ...`: put the venv first so DVC finds that python.
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+.PHONY: setup
+setup: $(STAMP) ## Create .venv and install the locked dependencies and this package
+
+.PHONY: repro
+repro: $(STAMP) ## Run the pipeline (dvc repro); MNIST_MIRROR=<url or folder> adds a data source
+	dvc repro
+
+.PHONY: test
+test: $(STAMP) ## Run the test suite (no network needed)
+	pytest
+
+.PHONY: lint
+lint: $(STAMP) ## Lint the code (ruff)
+	ruff check src tests
+	ruff format --check src tests
+
+.PHONY: format
+format: $(STAMP) ## Format the code (ruff)
+	ruff format src tests
+	ruff check --fix src tests
+
+.PHONY: lock
+lock: $(STAMP) ## Re-resolve the hash-pinned lock files from pyproject.toml
+	uv pip compile pyproject.toml --extra job --extra azure --extra dev --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
+	  -o requirements-dev.lock
+	uv pip compile pyproject.toml --extra job -c requirements-dev.lock --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
+	  -o docker/requirements.lock
+
+.PHONY: clean
+clean: ## Remove caches and build files (keeps data/raw, the DVC cache and .venv)
+	rm -rf build .pytest_cache .ruff_cache
+	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +

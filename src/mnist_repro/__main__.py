@@ -1,0 +1,3 @@
+from mnist_repro.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""Write files so that a crash or Ctrl-C never leaves a partial file under its final name."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
+
+    The temporary file lives in the same folder (so the rename is atomic on POSIX)
+    and is removed if the block raises, including on KeyboardInterrupt.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(final: str | os.PathLike[str], mode: str = "w", **kwargs) -> Iterator[IO]:
+    """Open a temporary file beside ``final`` for writing; rename it into place on success."""
+    if not any(c in mode for c in "wx"):
+        raise ValueError(f"atomic_open is for writing, not mode {mode!r}")
+    with atomic_path(final) as tmp, open(tmp, mode.replace("x", "w"), **kwargs) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_text(final: str | os.PathLike[str], text: str) -> None:
+    """Atomically replace ``final`` with ``text`` (UTF-8, ``\\n`` line endings)."""
+    with atomic_open(final, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)

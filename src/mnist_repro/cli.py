@@ -1,0 +1,51 @@
+"""A thin command line over the stage modules: ``python -m mnist_repro <stage>``.
+
+Each subcommand parses its arguments, calls one module's entry point and turns a
+:class:`MnistReproError` into a one-line message on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from mnist_repro.errors import MnistReproError
+
+# subcommand -> (module, help). Each module exposes ``add_arguments(parser)`` and ``run(args)``.
+STAGES: dict[str, tuple[str, str]] = {
+    "download": ("mnist_repro.download", "fetch and verify the four MNIST idx .gz files"),
+    "decode": ("mnist_repro.decode", "decode the idx files into data/processed/mnist.npz"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen stage's module is imported (Azure and sklearn load slowly)."""
+    parser = argparse.ArgumentParser(prog="mnist-repro", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+    for name, (module_name, help_text) in STAGES.items():
+        stage_parser = sub.add_parser(name, help=help_text, description=help_text)
+        stage_parser.add_argument(
+            "--params", default="params.yaml", help="params file (default: %(default)s)"
+        )
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(stage_parser)
+            stage_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    run: Callable[[argparse.Namespace], int | None] = args.run
+    try:
+        return run(args) or 0
+    except MnistReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,66 @@
+"""What a run records about itself: data hashes, git commit, package versions."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("mnist-repro", "numpy", "scipy", "scikit-learn", "skops", "matplotlib", "dvc")
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_commit(cwd: str | os.PathLike[str] = ".") -> str:
+    """The checked-out commit, or ``unknown`` outside git.
+
+    ``MNIST_REPRO_GIT_COMMIT`` overrides it, for places without a ``.git`` folder
+    (a container or an Azure ML job that received only the source).
+    """
+    if env := os.environ.get("MNIST_REPRO_GIT_COMMIT"):
+        return env
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit
+
+
+def git_dirty(cwd: str | os.PathLike[str] = ".") -> bool | None:
+    """Whether tracked files differ from the commit (``None`` outside git)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return bool(out.strip())
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that decide the results, plus Python's."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def file_hashes(paths: list[Path]) -> dict[str, str]:
+    """``{file name: sha256}`` for the given files, sorted by name."""
+    return {p.name: sha256_file(p) for p in sorted(paths, key=lambda p: p.name)}
