@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import ipaddress
 import os
+import socket
 import sys
 import time
 import urllib.error
@@ -276,6 +277,8 @@ def network_reason(error: object, timeout: float) -> str:
         return "connection dropped"
     if isinstance(error, http.client.IncompleteRead | http.client.RemoteDisconnected):
         return "connection dropped"
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve host: {str(error.strerror).lower()}"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
     return str(error) or type(error).__name__
