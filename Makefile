@@ -59,3 +59,7 @@ lock: $(STAMP) ## Re-resolve the hash-pinned lock files from pyproject.toml
 clean: ## Remove caches and build files (keeps data/raw, the DVC cache and .venv)
 	rm -rf build .pytest_cache .ruff_cache
 	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: bench-decode
+bench-decode: $(STAMP) ## Time decoding the real MNIST files vs plain gzip (files: MNIST_MIRROR folder)
+	python tests/bench/bench_decode.py

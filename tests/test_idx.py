@@ -170,7 +170,9 @@ def test_gzip_crc_mismatch(tmp_path: Path) -> None:
 def test_garbage_after_gzip_stream(tmp_path: Path) -> None:
     path, raw = _good_gz(tmp_path)
     path.write_bytes(raw + b"garbage")
-    _assert_error(path, "corrupt gzip data")
+    _assert_error(path, "unexpected bytes after the gzip stream")
+    path.write_bytes(raw + raw[:10])  # the header of a second gzip member, nothing more
+    _assert_error(path, "truncated gzip stream")
 
 
 def test_gz_name_without_gzip_data(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -42,7 +43,6 @@ MAX_NDIM = 16
 MAX_BYTES = 1 << 30  # decoded data, 1 GiB
 
 GZIP_MAGIC = b"\x1f\x8b"
-_HEADER = 2 + 4 * MAX_NDIM  # a plain file's bytes peeked after the 2-byte sniff: any header
 
 
 class _Reader:
@@ -55,38 +55,50 @@ class _Reader:
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
+        self._fh = None
         try:
-            with path.open("rb") as fh:
-                head = fh.read(2)
-                self.gzip = head == GZIP_MAGIC
-                if not self.gzip and path.name.endswith(".gz"):
-                    raise MnistReproError(
-                        f"{path}: not a gzip file (starts with 0x{head.hex() or ''}, "
-                        f"expected 0x{GZIP_MAGIC.hex()})"
-                    )
-                # Deflate expands incompressible data by well under 1%: a compressed file
-                # beyond this limit cannot decode to max_bytes, so do not even read it.
-                # A plain file is read in place, header first, so it needs no such limit.
-                limit = max_bytes + max_bytes // 100 + (1 << 20)
-                if self.gzip and (size := os.fstat(fh.fileno()).st_size) > limit:
-                    raise MnistReproError(
-                        f"{path}: compressed file of {size} bytes, larger than data within "
-                        f"the cap of {max_bytes} bytes can compress to"
-                    )
-                self._data = head + (fh.read() if self.gzip else fh.read(_HEADER))
-                self._pos = 0
-                self._fh = None if self.gzip else path.open("rb")
+            fh = path.open("rb")
         except FileNotFoundError:
             raise MnistReproError(f"{path}: not found") from None
         except IsADirectoryError:
             raise MnistReproError(f"{path}: is a directory, not an idx file") from None
         except OSError as exc:
             raise MnistReproError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        if self.gzip:
-            self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            self._pending = self._data
-        else:
-            self._fh.seek(len(self._data))
+        try:
+            self._head = fh.read(2)
+            self.gzip = self._head == GZIP_MAGIC
+            if self.gzip:
+                self._start_inflate(self._head + self._read_compressed(fh, max_bytes))
+            elif path.name.endswith(".gz"):
+                raise MnistReproError(
+                    f"{path}: not a gzip file (starts with 0x{self._head.hex()}, "
+                    f"expected 0x{GZIP_MAGIC.hex()})"
+                )
+            else:
+                self._fh, fh = fh, None  # a plain file is read in place, header first
+        except OSError as exc:
+            raise MnistReproError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        finally:
+            if fh is not None:
+                fh.close()
+
+    def _read_compressed(self, fh: BinaryIO, max_bytes: int) -> bytes:
+        # Deflate expands incompressible data by well under 1%: a compressed file beyond
+        # this limit cannot hold data within max_bytes, so it is not even read.
+        limit = max_bytes + max_bytes // 100 + (1 << 20)
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise MnistReproError(
+                f"{self.path}: compressed file of {size} bytes, larger than data within "
+                f"the cap of {max_bytes} bytes can compress to"
+            )
+        return fh.read()
+
+    def _start_inflate(self, compressed: bytes) -> None:
+        if compressed[:2] != GZIP_MAGIC:
+            raise MnistReproError(f"{self.path}: unexpected bytes after the gzip stream")
+        self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._pending = compressed
 
     def close(self) -> None:
         if self._fh is not None:
@@ -95,12 +107,11 @@ class _Reader:
     def read(self, n: int) -> bytes:
         if self.gzip:
             return self._inflate(n)
-        # Plain file: serve the peeked head first, then read straight from the file.
-        out = self._data[self._pos : self._pos + n]
-        self._pos += len(out)
+        # Plain file: the 2 sniffed bytes first, then straight from the file.
+        out, self._head = self._head[:n], self._head[n:]
         if len(out) < n:
             rest = self._fh.read(n - len(out))
-            out = rest if not out else out + rest
+            out = out + rest if out else rest
         return out
 
     def _inflate(self, n: int) -> bytes:
@@ -113,8 +124,7 @@ class _Reader:
                     # Another gzip member may follow (concatenated .gz files are valid gzip).
                     if not d.unused_data:
                         break
-                    self._pending = d.unused_data
-                    self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                    self._start_inflate(d.unused_data)
                     continue
                 if not self._pending:
                     raise MnistReproError(
