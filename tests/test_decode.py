@@ -109,6 +109,12 @@ def test_wrong_kind_of_idx_file(raw: Path, key: str, array: np.ndarray, problem:
     assert message.startswith(f"{raw / FILES[key]}: ") and problem in message
 
 
+def test_empty_split(raw: Path) -> None:
+    write_idx(raw / FILES["test_images"], np.zeros((0, 28, 28), np.uint8))
+    write_idx(raw / FILES["test_labels"], np.zeros(0, np.uint8))
+    assert _error(load_raw, raw) == f"{raw / FILES['test_images']}: holds no images (0 x 28 x 28)"
+
+
 def test_missing_file(raw: Path) -> None:
     (raw / FILES["test_images"]).unlink()
     assert _error(load_raw, raw) == f"{raw / FILES['test_images']}: not found"

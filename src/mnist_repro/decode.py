@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_repro import provenance
-from mnist_repro.atomic import atomic_path, write_text
+from mnist_repro.atomic import atomic_open, write_text
 from mnist_repro.errors import MnistReproError
 from mnist_repro.idx import read_idx
 
@@ -89,6 +89,8 @@ def load_raw(
                 on_file(path, array, time.perf_counter() - start)
             arrays[key] = array
         n_images, n_labels = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_images == 0:
+            raise MnistReproError(f"{images_path}: holds no images (0 x 28 x 28)")
         if n_images != n_labels:
             raise MnistReproError(
                 f"{labels_path}: {n_labels} labels but {images_path.name} holds {n_images} images"
@@ -104,15 +106,15 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
     uncompressed (zlib output may differ between builds), so equal arrays give equal
     bytes everywhere. Written atomically.
     """
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+    with atomic_open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
         for name in sorted(arrays):
             array = np.ascontiguousarray(arrays[name])
             info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE_TIME)
             info.create_system = 3  # Unix, whatever the platform
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_STORED
-            with zf.open(info, "w", force_zip64=array.nbytes > (1 << 30)) as fh:
-                np.lib.format.write_array(fh, array, allow_pickle=False)
+            with zf.open(info, "w", force_zip64=array.nbytes > (1 << 30)) as entry:
+                np.lib.format.write_array(entry, array, allow_pickle=False)
 
 
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
