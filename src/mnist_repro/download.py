@@ -486,6 +486,8 @@ def attempt_once(
     try:
         with atomic_path(final) as tmp:
             fetch_once(file_url(source, spec.name), tmp, spec, timeout, bar)
+    except OSError as exc:  # network errors are AttemptFailed by now: this is the local disk
+        raise MnistReproError(f"{final}: cannot write ({exc.strerror or exc})") from None
     finally:
         bar.close()
     seconds = time.monotonic() - started
@@ -538,6 +540,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(load_section("download", args.params), str(args.params))
     sources = resolve_sources(settings.sources, os.environ.get(MIRROR_ENV))
+    if args.out.exists() and not args.out.is_dir():
+        raise MnistReproError(f"{args.out}: exists and is not a folder")
     result = download_all(settings, args.out, sources)
     fetched = sum(v != "present" for v in result.values())
     print(
