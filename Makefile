@@ -32,25 +32,25 @@ setup: $(STAMP) ## Create .venv and install the locked dependencies and this pac
 repro: $(STAMP) ## Run the pipeline (dvc repro); MNIST_MIRROR=<url or folder> adds a data source
 	dvc repro
 
-# Sharing through a DVC remote (README: "Sharing data and results"). REMOTE=<name> picks a
+# Sharing through a DVC remote (README: "Sharing data and results"). DVC_REMOTE=<name> picks a
 # remote other than the default one.
-REMOTE ?=
+DVC_REMOTE ?=
 define require-remote
-	@if [ -z "$(REMOTE)" ] && ! dvc remote default >/dev/null 2>&1; then \
+	@if [ -z "$(DVC_REMOTE)" ] && ! dvc remote default >/dev/null 2>&1; then \
 	  echo "error: no DVC remote configured: run 'dvc remote add -d storage azure://<container>/<prefix>' (README: Sharing data and results)" >&2; \
 	  exit 1; \
 	fi
 endef
 
 .PHONY: push
-push: $(STAMP) ## Upload data, model and reports to the DVC remote (REMOTE=<name> for another)
+push: $(STAMP) ## Upload data, model and reports to the DVC remote (DVC_REMOTE=<name> for another)
 	$(require-remote)
-	dvc push $(if $(REMOTE),--remote $(REMOTE))
+	dvc push $(if $(DVC_REMOTE),--remote $(DVC_REMOTE))
 
 .PHONY: pull
-pull: $(STAMP) ## Download data, model and reports from the DVC remote (REMOTE=<name> for another)
+pull: $(STAMP) ## Download data, model and reports from the DVC remote (DVC_REMOTE=<name> for another)
 	$(require-remote)
-	dvc pull $(if $(REMOTE),--remote $(REMOTE))
+	dvc pull $(if $(DVC_REMOTE),--remote $(DVC_REMOTE))
 
 .PHONY: test
 test: $(STAMP) ## Run the test suite (no network needed)

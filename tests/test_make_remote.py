@@ -52,10 +52,10 @@ def test_push_and_pull_use_the_default_or_the_named_remote(repo: Path, tmp_path:
     make("push", repo, check=True)
     assert len(list((tmp_path / "default").rglob("*"))) > 0
     assert not (tmp_path / "other").exists()
-    make("push", repo, "REMOTE=other", check=True)
+    make("push", repo, "DVC_REMOTE=other", check=True)
     assert (tmp_path / "other").exists()
 
     (repo / "data" / "extra.txt").unlink()
     run(["dvc", "cache", "dir", "--local", str(tmp_path / "empty-cache")], cwd=repo)
-    make("pull", repo, "REMOTE=other", check=True)
+    make("pull", repo, "DVC_REMOTE=other", check=True)
     assert (repo / "data" / "extra.txt").read_text() == "shared through the remote\n"
