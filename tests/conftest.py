@@ -6,13 +6,14 @@ The first path segment picks the behaviour, the second is the file name::
     http_mirror.url("good")   -> "http://127.0.0.1:PORT/good/"
     http_mirror.url("503")    -> every request answers 503 (any status code works)
 
-Behaviours (see ``MODES``): good, <status code>, truncated (short body, no length
-header), wrong (same length, other bytes), html (an HTML error page), html-as-binary,
-stall (half the body, then silence), stall-headers (silence before any header), drop (half
-the body, then a TCP reset), close (half the body, then a clean close), long (more bytes
-than expected), slow (the body trickles in small pieces), flaky (503 for the first
-``fail_first`` requests of each file, then good), redirect-http (to a non-loopback http
-URL), redirect-good (to this server's good/ path).
+Behaviours (see ``MODES``): good, <status code>, short (half the body, announced as
+such), truncated (half the body, no length header), wrong (same length, other bytes),
+html (an HTML error page), html-as-binary, stall (half the body, then silence),
+stall-headers (silence before any header), drop (half the body, then a TCP reset),
+close (half the body, then a clean close), long (more bytes than expected), slow (the
+body trickles in small pieces), flaky (503 for the first ``fail_first`` requests of each
+file, then good), redirect-http (to a non-loopback http URL), redirect-good (to this
+server's good/ path).
 
 The server runs once per test session; each test gets it with empty files, an empty
 request log and a released stall.
@@ -32,6 +33,7 @@ import pytest
 
 MODES = (
     "good",
+    "short",
     "truncated",
     "wrong",
     "html",
@@ -117,6 +119,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _good(self, body: bytes, name: str) -> None:
         self._send(body)
+
+    def _short(self, body: bytes, name: str) -> None:
+        self._send(body[: len(body) // 2])
 
     def _truncated(self, body: bytes, name: str) -> None:
         self._send_unsized(body[: len(body) // 2])

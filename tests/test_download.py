@@ -186,7 +186,9 @@ def test_good_source_fetches_verified_files(http_mirror, payloads, tmp_path):
     assert log.count("verified") == len(payloads)
     assert "warning" not in log
     mode = (tmp_path / "raw" / "t10k-labels-idx1-ubyte.gz").stat().st_mode & 0o777
-    assert mode == 0o666 & ~download.current_umask()  # readable like any file the user writes
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # readable like any file the user writes, not mkstemp's 0600
 
 
 # mode -> words the warning and the final error must contain
@@ -195,6 +197,7 @@ MISBEHAVIOURS = {
     "500": "HTTP 500",
     "404": "HTTP 404",
     "403": "HTTP 403",
+    "short": "wrong size: 18 bytes announced, expected 37",
     "truncated": "truncated: ",
     "wrong": "SHA-256 mismatch",
     "html": "HTML page",
@@ -267,14 +270,19 @@ def test_retry_with_backoff_then_success_on_the_same_source(http_mirror, payload
     assert_exact_files(tmp_path, {name: payloads[name]})
 
 
-def test_transient_failures_use_all_retries_before_the_next_source(http_mirror, payloads, tmp_path):
-    one = {"t10k-labels-idx1-ubyte.gz": payloads["t10k-labels-idx1-ubyte.gz"]}
-    sources = [http_mirror.url("503"), http_mirror.url("wrong"), http_mirror.url("good")]
-    fetch_all(one, sources, tmp_path, retries=3, backoff=0.001)
-    assert [http_mirror.hits(m) for m in ("503", "wrong", "good")] == [3, 3, 1]
+@pytest.mark.parametrize("mode", ["503", "429", "408", "wrong", "truncated", "html", "drop"])
+def test_transient_failures_use_all_retries_before_the_next_source(
+    mode, http_mirror, payloads, tmp_path
+):
+    one = {"train-images-idx3-ubyte.gz": payloads["train-images-idx3-ubyte.gz"]}
+    _, log = fetch_all(
+        one, [http_mirror.url(mode), http_mirror.url("good")], tmp_path, retries=3, backoff=0.001
+    )
+    assert [http_mirror.hits(m) for m in (mode, "good")] == [3, 1]
+    assert "retry 2/2" in log
 
 
-@pytest.mark.parametrize("mode", ["404", "403", "redirect-http"])
+@pytest.mark.parametrize("mode", ["404", "403", "410", "redirect-http"])
 def test_permanent_failures_are_not_retried(mode, http_mirror, payloads, tmp_path):
     one = {"t10k-labels-idx1-ubyte.gz": payloads["t10k-labels-idx1-ubyte.gz"]}
     _, log = fetch_all(one, [http_mirror.url(mode), http_mirror.url("good")], tmp_path, retries=3)
@@ -519,3 +527,26 @@ def test_progress_bar_only_on_a_terminal():
     assert isinstance(bar, tqdm)
     bar.close()
     assert isinstance(download.make_progress("f.gz", 10, io.StringIO()), download.LineProgress)
+
+
+def test_local_write_failure_is_one_clear_error_not_a_retry(
+    http_mirror, payloads, tmp_path, monkeypatch
+):
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(download.os, "fsync", disk_full)
+    with pytest.raises(
+        MnistReproError, match=r"train-images-idx3-ubyte.gz: cannot write \(No space"
+    ):
+        fetch_all(payloads, [http_mirror.url("good"), http_mirror.url("good")], tmp_path, retries=3)
+    assert http_mirror.hits("good") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_out_must_be_a_folder(http_mirror, payloads, tmp_path, capsys):
+    params = params_yaml(tmp_path / "params.yaml", payloads, [http_mirror.url("good")])
+    (tmp_path / "raw").write_text("not a folder")
+    assert cli.main(["download", "--params", str(params), "--out", str(tmp_path / "raw")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'raw'}: exists and is not a folder\n"
+    assert http_mirror.requests == []

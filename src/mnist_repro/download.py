@@ -319,7 +319,6 @@ def fetch_once(url: str, dest: Path, spec: FileSpec, timeout: float, progress: P
                 progress.update(len(chunk))
             out.flush()
             os.fsync(out.fileno())
-            os.fchmod(out.fileno(), 0o666 & ~current_umask())  # mkstemp made it 0600
     problem = body_problem(spec, received, digest.hexdigest(), head, announced)
     if problem:
         raise AttemptFailed(problem)
@@ -340,12 +339,6 @@ def body_problem(
     if received < spec.size:
         return f"truncated: {received} of {spec.size} bytes"
     return f"SHA-256 mismatch (got {sha256[:12]}..., expected {spec.sha256[:12]}...)"
-
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # --------------------------------------------------------------------------- progress
@@ -486,6 +479,8 @@ def attempt_once(
     try:
         with atomic_path(final) as tmp:
             fetch_once(file_url(source, spec.name), tmp, spec, timeout, bar)
+    except OSError as exc:  # network errors are AttemptFailed by now: this is the local disk
+        raise MnistReproError(f"{final}: cannot write ({exc.strerror or exc})") from None
     finally:
         bar.close()
     seconds = time.monotonic() - started
@@ -538,6 +533,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(load_section("download", args.params), str(args.params))
     sources = resolve_sources(settings.sources, os.environ.get(MIRROR_ENV))
+    if args.out.exists() and not args.out.is_dir():
+        raise MnistReproError(f"{args.out}: exists and is not a folder")
     result = download_all(settings, args.out, sources)
     fetched = sum(v != "present" for v in result.values())
     print(

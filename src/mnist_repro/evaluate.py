@@ -129,7 +129,10 @@ def confusion_csv(y_true: np.ndarray, y_pred: np.ndarray) -> str:
 
 
 def evaluate(
-    estimator: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], config: dict[str, int],
+    estimator: Any,
+    meta: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    config: dict[str, int],
     out: Path,
 ) -> dict[str, Any]:
     """Score ``estimator`` on the test arrays; write metrics, figures and plot data under out."""
@@ -145,18 +148,20 @@ def evaluate(
         **compute_metrics(y_true, y_pred, proba, classes),
         "regularization rate": meta["params"]["regularization"],
         "preset": meta["preset"],
-        "train_size": int(len(arrays["train_labels"])),
-        "test_size": int(len(y_true)),
+        "train_size": len(arrays["train_labels"]),
+        "test_size": len(y_true),
     }
     write_text(out / METRICS_FILE, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     write_text(out / CONFUSION_DATA, confusion_csv(y_true, y_pred))
 
     progress.say(STAGE, "drawing figures")
-    picked = figures.sample_indices(len(arrays["train_images"]), config["sample_digits"],
-                                    config["sample_seed"])
+    picked = figures.sample_indices(
+        len(arrays["train_images"]), config["sample_digits"], config["sample_seed"]
+    )
     figures.save_png(
         figures.sample_digits(
-            arrays["train_images"][picked], arrays["train_labels"][picked],
+            arrays["train_images"][picked],
+            arrays["train_labels"][picked],
             f"{len(picked)} random training images and their labels (seed {config['sample_seed']})",
         ),
         out / FIGURES["digits"],
@@ -164,7 +169,8 @@ def evaluate(
     matrix = confusion_matrix(y_true, y_pred, classes)
     figures.save_png(
         figures.confusion(
-            matrix, classes,
+            matrix,
+            classes,
             f"Test set confusion matrix: {len(y_true)} images, "
             f"accuracy {100 * metrics['accuracy']:.2f}% (preset '{meta['preset']}')",
         ),
@@ -174,9 +180,15 @@ def evaluate(
     n_wrong = int(np.sum(y_true != y_pred))
     figures.save_png(
         figures.mistakes(
-            arrays["test_images"][worst], y_true[worst], y_pred[worst], confidence[worst],
-            (f"The {len(worst)} most confident of {n_wrong} mistakes on the test set"
-             if len(worst) < n_wrong else f"All {n_wrong} mistakes on the test set")
+            arrays["test_images"][worst],
+            y_true[worst],
+            y_pred[worst],
+            confidence[worst],
+            (
+                f"The {len(worst)} most confident of {n_wrong} mistakes on the test set"
+                if len(worst) < n_wrong
+                else f"All {n_wrong} mistakes on the test set"
+            )
             + " (true label \u2192 prediction, predicted probability)",
         ),
         out / FIGURES["mistakes"],

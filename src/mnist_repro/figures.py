@@ -85,14 +85,36 @@ def confusion(matrix: np.ndarray, classes: list[int], title: str):
             count = int(matrix[t, p])
             if t == p:
                 recall = count / row_totals[t] if row_totals[t] else 0.0
-                ax.text(p, t - 0.12, f"{count}", ha="center", va="center",
-                        fontsize=9, fontweight="bold", color="#1b7837")
-                ax.text(p, t + 0.25, f"{100 * recall:.1f}%", ha="center", va="center",
-                        fontsize=7, color="#1b7837")
+                ax.text(
+                    p,
+                    t - 0.12,
+                    f"{count}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    fontweight="bold",
+                    color="#1b7837",
+                )
+                ax.text(
+                    p,
+                    t + 0.25,
+                    f"{100 * recall:.1f}%",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="#1b7837",
+                )
             elif count:
                 dark = count > 0.6 * worst
-                ax.text(p, t, str(count), ha="center", va="center", fontsize=9,
-                        color="white" if dark else "#333333")
+                ax.text(
+                    p,
+                    t,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if dark else "#333333",
+                )
     ax.set_xticks(range(k), [str(c) for c in classes])
     ax.set_yticks(range(k), [str(c) for c in classes])
     ax.set_xlabel("predicted label")
@@ -111,16 +133,19 @@ def confusion(matrix: np.ndarray, classes: list[int], title: str):
 
 
 def mistakes(
-    images: np.ndarray, true: np.ndarray, predicted: np.ndarray, confidence: np.ndarray,
-    title: str, columns: int = 8,
+    images: np.ndarray,
+    true: np.ndarray,
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    title: str,
+    columns: int = 8,
 ):
     """A gallery of misclassified digits: true and predicted label, and the model's confidence."""
     n = len(images)
     rows = max(1, -(-n // columns))
     fig = _figure(1.3 * columns, 1.62 * rows + 0.55)
     top = 1 - 0.55 / (1.62 * rows + 0.55)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top - 0.02, hspace=0.45,
-                        wspace=0.1)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top - 0.02, hspace=0.45, wspace=0.1)
     for i in range(rows * columns):
         ax = fig.add_subplot(rows, columns, i + 1)
         ax.set_axis_off()
@@ -129,7 +154,10 @@ def mistakes(
         ax.imshow(images[i], cmap=INK, vmin=0, vmax=255)
         ax.set_title(
             f"true {int(true[i])} \u2192 {int(predicted[i])}\n{100 * confidence[i]:.1f}% sure",
-            fontsize=9, color="#b2182b", linespacing=1.15, pad=3,
+            fontsize=9,
+            color="#b2182b",
+            linespacing=1.15,
+            pad=3,
         )
     if n == 0:
         fig.text(0.5, 0.4, "no mistakes on the test set", ha="center", fontsize=12)
@@ -146,10 +174,22 @@ def sweep(regularization: list[float], accuracy: list[float], tutorial: float, t
     y = np.asarray(accuracy, dtype=float)[order]
     ax.plot(x, y, "o-", color="#2166ac", label="this repo (test accuracy)")
     best = int(np.argmax(y))
-    ax.plot([x[best]], [y[best]], marker="*", markersize=16, color="#d6604d", linestyle="none",
-            label=f"best: regularization {x[best]:g}, accuracy {y[best]:.4f}")
-    ax.axhline(tutorial, color="#777777", linestyle="--", linewidth=1,
-               label=f"tutorial's published accuracy {tutorial:.4f}")
+    ax.plot(
+        [x[best]],
+        [y[best]],
+        marker="*",
+        markersize=16,
+        color="#d6604d",
+        linestyle="none",
+        label=f"best: regularization {x[best]:g}, accuracy {y[best]:.4f}",
+    )
+    ax.axhline(
+        tutorial,
+        color="#777777",
+        linestyle="--",
+        linewidth=1,
+        label=f"tutorial's published accuracy {tutorial:.4f}",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("regularization (C = 1 / regularization)")
     ax.set_ylabel("test accuracy")

@@ -24,12 +24,23 @@ STAGE = "report"
 PARAM_KEYS = ("tutorial_accuracy",)
 CODE_PATHS = ("src", "dvc.yaml", "params.yaml")
 FIGURES = (
-    ("figures/digits.png", "Training digits", "Random training images with their labels, "
-     "the figure the tutorial draws before training."),
-    ("figures/confusion.png", "Confusion matrix", "Rows are the true digit, columns the "
-     "prediction; the diagonal (green) holds the correct answers and their recall."),
-    ("figures/mistakes.png", "Most confident mistakes", "Test images the model got wrong while "
-     "most sure of itself: often ambiguous or mislabelled digits."),
+    (
+        "figures/digits.png",
+        "Training digits",
+        "Random training images with their labels, the figure the tutorial draws before training.",
+    ),
+    (
+        "figures/confusion.png",
+        "Confusion matrix",
+        "Rows are the true digit, columns the "
+        "prediction; the diagonal (green) holds the correct answers and their recall.",
+    ),
+    (
+        "figures/mistakes.png",
+        "Most confident mistakes",
+        "Test images the model got wrong while "
+        "most sure of itself: often ambiguous or mislabelled digits.",
+    ),
 )
 
 
@@ -55,11 +66,17 @@ def code_commit(cwd: str | os.PathLike[str] = ".") -> str:
     try:
         commit = subprocess.run(
             ["git", "log", "-1", "--format=%H", "--", *CODE_PATHS],
-            cwd=cwd, capture_output=True, text=True, check=True,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
-            cwd=cwd, capture_output=True, text=True, check=True,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
@@ -119,9 +136,13 @@ def render(
     lines += ["", "## Figures", ""]
     for path, title, caption in FIGURES:
         lines += [f"### {title}", "", caption, "", f"![{title}]({path})", ""]
-    converged = "yes" if meta["converged"] else (
-        f"no: stopped at max_iter={params['max_iter']}"
-        + (" (by design, see the top-level README)" if meta["preset"] == "fast" else "")
+    converged = (
+        "yes"
+        if meta["converged"]
+        else (
+            f"no: stopped at max_iter={params['max_iter']}"
+            + (" (by design, see the top-level README)" if meta["preset"] == "fast" else "")
+        )
     )
     lines += [
         "## What ran",

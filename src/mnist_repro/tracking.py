@@ -53,15 +53,20 @@ def log_metrics(metrics: Mapping[str, float], params: Mapping[str, object] | Non
     for name, value in metrics.items():
         if not math.isfinite(float(value)):
             raise MnistReproError(f"metric '{name}' is not a finite number: {value!r}")
-    started = mlflow.active_run() is None
-    if started:
-        mlflow.start_run()
     try:
-        if params:
-            mlflow.log_params({k: str(v) for k, v in params.items()})
-        for name, value in metrics.items():
-            mlflow.log_metric(name, float(value))
-    finally:
+        started = mlflow.active_run() is None
         if started:
-            mlflow.end_run()
+            mlflow.start_run()
+        try:
+            if params:
+                mlflow.log_params({k: str(v) for k, v in params.items()})
+            for name, value in metrics.items():
+                mlflow.log_metric(name, float(value))
+        finally:
+            if started:
+                mlflow.end_run()
+    except Exception as exc:  # MLflow raises many types (REST, store, config errors)
+        where = os.environ.get(ENV_TRACKING_URI) or "the Azure ML job's run"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MnistReproError(f"MLflow at {where}: could not log metrics ({first})") from None
     return True
