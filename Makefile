@@ -61,6 +61,10 @@ clean: ## Remove caches and build files (keeps data/raw, the DVC cache and .venv
 	rm -rf build .pytest_cache .ruff_cache
 	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
 
+.PHONY: bench-decode
+bench-decode: $(STAMP) ## Time decoding the real MNIST files vs plain gzip (files: MNIST_MIRROR folder)
+	python tests/bench/bench_decode.py
+
 # --- Docker: one image (build context docker/ alone) for local runs and the Azure ML job --------
 DOCKER ?= docker
 # The tag is a content hash of docker/ (file names and bytes): same context, same tag.

@@ -1,0 +1,100 @@
+"""Helpers for end-to-end tests that run the real pipeline in a throwaway copy of the repo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "mnist-repro tests",
+    "GIT_AUTHOR_EMAIL": "tests@mnist-repro.invalid",
+    "GIT_COMMITTER_NAME": "mnist-repro tests",
+    "GIT_COMMITTER_EMAIL": "tests@mnist-repro.invalid",
+}
+
+
+def stage_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a stage sees: this interpreter's bin first, no analytics, no display."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(GIT_IDENTITY)
+    env.update({"DVC_NO_ANALYTICS": "1", "MPLBACKEND": "Agg", "CI": "true"})
+    env.pop("MNIST_MIRROR", None)
+    env.update(extra or {})
+    return env
+
+
+def run(
+    cmd: Sequence[str | os.PathLike[str]],
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in ``cwd`` with :func:`stage_env` plus ``env``; on failure show its output."""
+    proc = subprocess.run(
+        [str(c) for c in cmd],
+        cwd=cwd,
+        env=stage_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+        )
+    return proc
+
+
+def repo_files(root: Path = REPO_ROOT) -> list[Path]:
+    """Files git tracks plus untracked files it does not ignore (what a commit would hold)."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout
+    names = sorted({name for name in out.decode().split("\0") if name})
+    return [Path(name) for name in names if (root / name).is_file()]
+
+
+def copy_repo(dest: str | os.PathLike[str], root: Path = REPO_ROOT) -> Path:
+    """Copy the working tree's files into ``dest`` and make it a git repo with one commit.
+
+    The copy has the repo's ``.dvc/config`` but an empty DVC cache, no ``.venv``, no data.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in repo_files(root):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, target)
+    run(["git", "init", "-q", "-b", "main"], cwd=dest)
+    run(["git", "add", "-A"], cwd=dest)
+    run(["git", "commit", "-q", "-m", "copy of mnist-repro for a test"], cwd=dest)
+    return dest
+
+
+def update_params(repo: str | os.PathLike[str], updates: Mapping[str, Any]) -> None:
+    """Set dotted keys in ``repo/params.yaml``, e.g. ``{"train.regularization": 0.8}``."""
+    path = Path(repo) / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for dotted, value in updates.items():
+        *parents, leaf = dotted.split(".")
+        node = params
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
