@@ -117,7 +117,7 @@ build_standin() {
         stage "debootstrap: Debian bookworm minbase rootfs -> $rootfs_tar ($(du -h "$rootfs_tar" | cut -f1))"
     fi
     if ! image_exists "$debian"; then
-        "$ENGINE" import "$rootfs_tar" "$debian" >/dev/null
+        "$ENGINE" import "$rootfs_tar" "$debian" >/dev/null 2>&1
         stage "import: $debian"
     fi
     local ctx=$WORK/standin
@@ -131,6 +131,7 @@ FROM ${DEBIAN}
 COPY certs/ /usr/local/share/ca-certificates/
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/* \
     && update-ca-certificates \
     && python3 -m venv /opt/python
@@ -169,12 +170,21 @@ else
         || { tail -40 "$WORK/build.log" >&2; die "building docker/Dockerfile failed"; }
     stage "image: built $IMAGE"
 fi
+if [[ $ENGINE == podman ]]; then
+    # The podman store is this script's own cache: drop images of older docker/ contents.
+    "$ENGINE" images --format '{{.Repository}}:{{.Tag}}' \
+        | grep -E '^localhost/mnist-repro(-standin)?:' \
+        | grep -vxF -e "localhost/$IMAGE" -e "$BASE" \
+        | xargs -r "$ENGINE" rmi >/dev/null 2>&1 || true
+    "$ENGINE" image prune -f >/dev/null 2>&1 || true
+fi
 SIZE=$("$ENGINE" image inspect -f '{{.Size}}' "$IMAGE")
 echo "image size: $((SIZE / 1000000)) MB ($IMAGE, base $BASE)"
 
 # --- data and repo copies -----------------------------------------------------------------------
 "$PY" "$REPO/tests/docker/prepare.py" "$WORK/repo" "$WORK/mirror"
 "$PY" "$REPO/tests/docker/prepare.py" "$WORK/venv-repo" "$WORK/mirror" >/dev/null
+chmod -R a+rX "$WORK/mirror"   # the synthetic files are written 0600 (temp file + rename)
 [[ $(id -u) == 0 ]] && chown -R "$RUN_UID:$RUN_GID" "$WORK/repo"
 stage "synthetic MNIST mirror and repo copies ready"
 
