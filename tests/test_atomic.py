@@ -1,0 +1,42 @@
+"""Atomic writes: all or nothing under the final name, with ordinary permissions."""
+
+import os
+import stat
+
+import pytest
+
+from mnist_repro.atomic import atomic_open, atomic_path, write_text
+
+
+def test_write_text_replaces_the_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    write_text(target, "new\n")
+    assert target.read_text() == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path, exc):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"precious")
+    with pytest.raises(exc), atomic_open(target, "wb") as fh:
+        fh.write(b"half")
+        raise exc
+    assert target.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_result_follows_the_umask_not_mkstemp_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o644
+
+
+def test_atomic_open_refuses_read_modes(tmp_path):
+    with pytest.raises(ValueError), atomic_open(tmp_path / "f", "r"):
+        pass
