@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +79,8 @@ def main(argv: list[str]) -> int:
     foreign = [p for p in [repo, *repo.rglob("*")] if p.lstat().st_uid != args.uid]
     for path in foreign[:10]:
         problems.append(f"{path.relative_to(repo)}: owned by uid {path.lstat().st_uid}")
-    print(f"ownership: {'all files' if not foreign else f'{len(foreign)} files not'} uid {args.uid}")
+    owned = "all files" if not foreign else f"{len(foreign)} files NOT"
+    print(f"ownership: {owned} owned by uid {args.uid}")
 
     metrics_path = repo / "reports" / "metrics.json"
     if "reports/metrics.json" in declared or metrics_path.exists():
@@ -93,9 +93,8 @@ def main(argv: list[str]) -> int:
 
     if args.same_as:
         compared = 0
-        for rel in sorted({str(f.relative_to(repo)) for d in declared for f in files_under(repo / d)}):
-            if not rel.startswith(MUST_MATCH):
-                continue
+        produced = {str(f.relative_to(repo)) for d in declared for f in files_under(repo / d)}
+        for rel in sorted(r for r in produced if r.startswith(MUST_MATCH)):
             ours, theirs = repo / rel, args.same_as / rel
             if not theirs.is_file() or ours.read_bytes() != theirs.read_bytes():
                 problems.append(f"{rel}: differs from the venv run's")
