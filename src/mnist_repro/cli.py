@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -17,7 +18,23 @@ from mnist_repro.errors import MnistReproError
 STAGES: dict[str, tuple[str, str]] = {
     "download": ("mnist_repro.download", "fetch and verify the four MNIST idx .gz files"),
     "decode": ("mnist_repro.decode", "decode the idx files into data/processed/mnist.npz"),
+    "remote": (
+        "mnist_repro.azure.cli",
+        "train on Azure ML and manage its runs (make train-remote)",
+    ),
 }
+# MNIST_TRAIN_BACKEND=azureml runs the train stage on Azure ML, same arguments (make train-remote).
+BACKENDS = {("train", "azureml"): "mnist_repro.azure.train_backend"}
+
+
+def stage_module(name: str, default: str) -> str:
+    """The module that runs stage ``name`` under the backend chosen by MNIST_TRAIN_BACKEND."""
+    backend = os.environ.get("MNIST_TRAIN_BACKEND") or "local"
+    if backend == "local" or name != "train":
+        return default
+    if (name, backend) not in BACKENDS:
+        raise SystemExit(f"error: MNIST_TRAIN_BACKEND={backend}: unknown (use local or azureml)")
+    return BACKENDS[name, backend]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -30,7 +47,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             "--params", default="params.yaml", help="params file (default: %(default)s)"
         )
         if name == command:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(stage_module(name, module_name))
             module.add_arguments(stage_parser)
             stage_parser.set_defaults(run=module.run)
     return parser
