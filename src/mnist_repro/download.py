@@ -319,7 +319,6 @@ def fetch_once(url: str, dest: Path, spec: FileSpec, timeout: float, progress: P
                 progress.update(len(chunk))
             out.flush()
             os.fsync(out.fileno())
-            os.fchmod(out.fileno(), 0o666 & ~current_umask())  # mkstemp made it 0600
     problem = body_problem(spec, received, digest.hexdigest(), head, announced)
     if problem:
         raise AttemptFailed(problem)
@@ -340,12 +339,6 @@ def body_problem(
     if received < spec.size:
         return f"truncated: {received} of {spec.size} bytes"
     return f"SHA-256 mismatch (got {sha256[:12]}..., expected {spec.sha256[:12]}...)"
-
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # --------------------------------------------------------------------------- progress
