@@ -62,9 +62,10 @@ test-storage: $(STAMP) ## Test dvc push/pull against Azurite, the Azure Storage 
 	pytest -m azurite
 
 .PHONY: lint
-lint: $(STAMP) ## Lint the code (ruff)
+lint: $(STAMP) ## Lint the code (ruff) and the Dockerfile (hadolint)
 	ruff check src tests
 	ruff format --check src tests
+	hadolint docker/Dockerfile
 
 .PHONY: format
 format: $(STAMP) ## Format the code (ruff)
@@ -127,3 +128,36 @@ remote-metrics: $(STAMP) ## Print an Azure ML job's run metrics, like the tutori
 .PHONY: remote-delete-compute
 remote-delete-compute: $(STAMP) ## Delete the Azure ML compute cluster (the tutorial's clean-up)
 	$(REMOTE) delete-compute
+
+# --- Docker: one image (build context docker/ alone) for local runs and the Azure ML job --------
+DOCKER ?= docker
+# The tag is a content hash of docker/ (file names and bytes): same context, same tag.
+DOCKER_TAG = $(shell cd docker && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
+	| sha256sum | cut -c1-12)
+DOCKER_IMAGE ?= mnist-repro:$(DOCKER_TAG)
+DOCKER_BASE ?=
+DOCKER_BUILD_FLAGS ?=
+DOCKER_RUN_FLAGS ?=
+
+.PHONY: docker-build
+docker-build: ## Build the image (tag: content hash of docker/); DOCKER=podman, DOCKER_BASE=<image> swap engine/base
+	$(DOCKER) build $(if $(DOCKER_BASE),--build-arg BASE=$(DOCKER_BASE)) $(DOCKER_BUILD_FLAGS) \
+	  -t $(DOCKER_IMAGE) docker
+
+.PHONY: train-local
+train-local: docker-build ## Run the pipeline (dvc repro) in the image on this repo, as you; passes MNIST_MIRROR
+	@mirror="$${MNIST_MIRROR:-}"; extra=(); \
+	case "$$mirror" in \
+	  "") ;; \
+	  http://*|https://*) extra=(-e "MNIST_MIRROR=$$mirror") ;; \
+	  *) dir="$$(realpath -e -- "$${mirror#file://}" 2>/dev/null)" && [ -d "$$dir" ] \
+	       || { echo "error: MNIST_MIRROR=$$mirror: not a URL or an existing folder" >&2; exit 1; }; \
+	     extra=(-v "$$dir:/mnist-mirror:ro" -e MNIST_MIRROR=/mnist-mirror) ;; \
+	esac; \
+	set -x; \
+	$(DOCKER) run --rm $(DOCKER_RUN_FLAGS) --user "$$(id -u):$$(id -g)" -v "$(CURDIR):/workspace" \
+	  "$${extra[@]}" $(DOCKER_IMAGE) dvc repro
+
+.PHONY: test-docker
+test-docker: $(STAMP) ## Build the image with a real engine (docker or podman) and run the pipeline in it
+	tests/docker/test-docker.sh

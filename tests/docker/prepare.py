@@ -1,0 +1,37 @@
+"""Set up a throwaway repo copy and a synthetic MNIST mirror for `make test-docker`.
+
+Usage: python tests/docker/prepare.py REPO_COPY MIRROR
+
+Writes the four synthetic idx .gz files into MIRROR, copies this repository into REPO_COPY (a
+git repo with one commit, see tests/support.py) and points its params.yaml at the synthetic
+files' hashes, so that `dvc repro` in the copy downloads them from MIRROR and verifies them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+from support import copy_repo, run, update_params  # noqa: E402
+from synthetic import write_synthetic_mnist  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    repo, mirror = (Path(arg) for arg in argv)
+    mirror.mkdir(parents=True, exist_ok=True)
+    files = write_synthetic_mnist(mirror)
+    copy_repo(repo)
+    update_params(repo, {"download.files": files})
+    run(["git", "commit", "-q", "-am", "synthetic MNIST hashes"], cwd=repo)
+    print(f"repo copy {repo}, synthetic mirror {mirror} ({len(files)} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
