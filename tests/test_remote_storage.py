@@ -12,6 +12,7 @@ from npm); ``make test-storage`` installs Azurite into a cache folder and runs t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -96,13 +97,33 @@ def lock_md5(repo: Path, out_path: str) -> str:
     raise KeyError(out_path)
 
 
-def cache_objects(repo: Path) -> dict[str, int]:
-    """The DVC cache's objects, ``files/md5/xx/yyyy`` -> size: what a push must upload."""
-    root = repo / ".dvc" / "cache"
+def cached_outputs(repo: Path) -> set[str]:
+    """The outputs dvc.yaml keeps in the DVC cache: what a push uploads (not ``cache: false``)."""
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text(encoding="utf-8"))
+    paths = set()
+    for stage in spec["stages"].values():
+        for item in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
+            path, options = (item, {}) if isinstance(item, str) else next(iter(item.items()))
+            if (options or {}).get("cache", True):
+                paths.add(path)
+    return paths
+
+
+def pushable_objects(repo: Path) -> dict[str, int]:
+    """``files/md5/xx/yyyy`` -> size for every object of the cached outputs in dvc.lock."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    cache = repo / ".dvc" / "cache" / "files" / "md5"
+    hashes = set()
+    for stage in lock["stages"].values():
+        for out in stage.get("outs", []):
+            if out["path"] in cached_outputs(repo):
+                hashes.add(out["md5"])
+                if out["md5"].endswith(".dir"):
+                    listing = json.loads((cache / out["md5"][:2] / out["md5"][2:]).read_text())
+                    hashes.update(entry["md5"] for entry in listing)
     return {
-        p.relative_to(root).as_posix(): p.stat().st_size
-        for p in (root / "files" / "md5").rglob("*")
-        if p.is_file()
+        f"files/md5/{md5[:2]}/{md5[2:]}": (cache / md5[:2] / md5[2:]).stat().st_size
+        for md5 in hashes
     }
 
 
@@ -149,7 +170,7 @@ def test_push_then_pull_into_a_fresh_clone_restores_everything(
     assert ACCOUNT_KEY not in committed and "connection_string" not in committed
     assert "AccountKey" in (producer / ".dvc" / "config.local").read_text()
 
-    objects = cache_objects(producer)
+    objects = pushable_objects(producer)
     started = time.monotonic()
     push = run(["dvc", "push"], cwd=producer)
     push_seconds = time.monotonic() - started
@@ -167,11 +188,9 @@ def test_push_then_pull_into_a_fresh_clone_restores_everything(
 
     expected = tracked_files(producer)
     assert tracked_files(clone) == expected
-    outputs = ["data/raw", "data/processed/mnist.npz", "models/model.skops", "reports"]
-    if "train" not in yaml.safe_load((producer / "dvc.lock").read_text())["stages"]:
-        outputs = outputs[:2]  # TODO(azurite): drop once train lands
-    for output in outputs:
+    for output in ("data/raw", "data/processed/mnist.npz", "models/model.skops", "reports"):
         assert any(name.startswith(output) for name in expected), f"{output} not in dvc.lock"
+    assert {"models/model.skops", "data/processed/mnist.npz"} <= cached_outputs(producer)
     status = run(["dvc", "status"], cwd=clone, env=env)
     assert "Data and pipelines are up to date." in status.stdout, status.stdout
     repro = run(["dvc", "repro"], cwd=clone, env=env)
@@ -196,7 +215,7 @@ def test_push_interrupted_when_azurite_stops_is_completed_by_the_next_push(
     push then retries the dead endpoint (the Azure SDK backs off for about 1.5 minutes
     before giving up); the test interrupts it, as a user would with Ctrl-C.
     """
-    objects = cache_objects(producer)
+    objects = pushable_objects(producer)
     assert len(objects) > 4
     server = Azurite(tmp_path / "azurite").start()
     try:
@@ -263,8 +282,6 @@ def test_pull_with_an_object_missing_fails_clearly_and_keeps_the_users_files(
                local=True)  # fmt: skip
     run(["dvc", "push", "-r", "damaged"], cwd=producer)
     victim_path = "models/model.skops"
-    if "train" not in yaml.safe_load((producer / "dvc.lock").read_text())["stages"]:
-        victim_path = "data/processed/mnist.npz"  # TODO(azurite): drop once train lands
     md5 = lock_md5(producer, victim_path)
     azurite.delete_blob(container, f"{prefix}/files/md5/{md5[:2]}/{md5[2:]}")
 
@@ -288,7 +305,7 @@ def test_pull_with_an_object_missing_fails_clearly_and_keeps_the_users_files(
     after = workspace_snapshot(clone)
     assert {name: after.get(name) for name in before} == before
     assert not (clone / victim_path).exists()
-    assert not [p for p in (clone / "models").glob("*") if p.name.startswith(".")]
+    assert not [p for p in clone.rglob("*.tmp") if ".dvc" not in p.relative_to(clone).parts]
 
     # Repair: the producer pushes again (only the missing object), and the pull completes.
     again = run(["dvc", "push", "-r", "damaged"], cwd=producer)
