@@ -18,26 +18,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import yaml
 from azure.ai.ml.exceptions import ErrorTarget, JobException
 from azure.core.exceptions import ResourceNotFoundError
 
 from support import copy_repo, update_params
 from synthetic import write_synthetic_mnist
 
-# The train stage as CONTRACT.md fixes it; used only while dvc.yaml has no train stage yet.
-CONTRACT_TRAIN_CMD = "python -m mnist_repro train --data data/raw --out models"
 SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "config.example.json"
 
 
 def azure_repo(dest: Path, with_data: bool = True, with_config: bool = True) -> Path:
     """A git copy of the repo, with synthetic data/raw (pinned in params) and a config.json."""
     repo = copy_repo(dest)
-    dvc_yaml = repo / "dvc.yaml"
-    pipeline = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
-    if "train" not in pipeline["stages"]:
-        pipeline["stages"]["train"] = {"cmd": CONTRACT_TRAIN_CMD}
-        dvc_yaml.write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
     if with_data:
         files = write_synthetic_mnist(repo / "data" / "raw", n_train=60, n_test=20)
         update_params(repo, {"download.files": files})
