@@ -35,8 +35,6 @@ def azure_repo(dest: Path, with_data: bool = True, with_config: bool = True) -> 
     if "train" not in pipeline["stages"]:
         pipeline["stages"]["train"] = {"cmd": CONTRACT_TRAIN_CMD}
         dvc_yaml.write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
-    if not (repo / "docker" / "Dockerfile").is_file():  # until the image lands on main
-        (repo / "docker" / "Dockerfile").write_text("FROM python:3.11-slim-bookworm\n")
     if with_data:
         files = write_synthetic_mnist(repo / "data" / "raw", n_train=60, n_test=20)
         update_params(repo, {"download.files": files})

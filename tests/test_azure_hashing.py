@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,24 @@ def test_content_hash_cli(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == tree_hash(root)
     assert main([str(tmp_path / "missing")]) == 1
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_makefile_docker_tag_is_the_environment_version():
+    """`make docker-build` tags the image with the same hash that versions the Azure ML env."""
+    root = Path(__file__).resolve().parents[1]
+    tag = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "--eval",
+            "print-docker-tag: ; @echo $(DOCKER_TAG)",
+            "print-docker-tag",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert tag == tree_hash(root / "docker")
+    assert len(tag) == 12

@@ -103,8 +103,12 @@ def test_sweep_spec(repo):
     assert job.sampling_algorithm == "grid"
     assert (job.objective.primary_metric, job.objective.goal) == ("accuracy", "maximize")
     assert job.limits.max_concurrent_trials == 3 and job.limits.max_total_trials == len(values)
-    assert job.trial.command.endswith(" && " + _expected_remote_command(repo))
-    assert f"{plan.settings.sweep.param}=${{{{search_space.regularization}}}}" in job.trial.command
+    first, train = job.trial.command.split(" && ")
+    assert first == (
+        "python -m mnist_repro.azure.set_param params.yaml /tmp/mnist-repro-trial-params.yaml "
+        f"{plan.settings.sweep.param}=${{{{search_space.regularization}}}}"
+    )
+    assert train == _expected_remote_command(repo) + " --params /tmp/mnist-repro-trial-params.yaml"
 
 
 def test_remote_command_rejects_commands_it_cannot_map():
@@ -248,11 +252,14 @@ def test_local_pipeline_never_imports_azure():
 def test_set_param_rewrites_the_trials_params(tmp_path, monkeypatch):
     from mnist_repro.azure.set_param import main as set_param_main
 
-    (tmp_path / "params.yaml").write_text("train:\n  regularization: 0.5\n  seed: 1\nother: 2\n")
+    text = "train:\n  regularization: 0.5\n  seed: 1\nother: 2\n"
+    (tmp_path / "params.yaml").write_text(text)
     monkeypatch.chdir(tmp_path)
-    assert set_param_main(["train.regularization=0.01"]) == 0
-    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == {
+    assert set_param_main(["params.yaml", "trial.yaml", "train.regularization=0.01"]) == 0
+    assert (tmp_path / "params.yaml").read_text() == text  # the code folder is left alone
+    assert yaml.safe_load((tmp_path / "trial.yaml").read_text()) == {
         "train": {"regularization": 0.01, "seed": 1},
         "other": 2,
     }
-    assert set_param_main(["train.nope=1"]) == 1
+    assert set_param_main(["params.yaml", "trial.yaml", "train.nope=1"]) == 1
+    assert set_param_main(["train.regularization=1"]) == 2

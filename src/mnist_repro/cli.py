@@ -18,6 +18,9 @@ from mnist_repro.errors import MnistReproError
 STAGES: dict[str, tuple[str, str]] = {
     "download": ("mnist_repro.download", "fetch and verify the four MNIST idx .gz files"),
     "decode": ("mnist_repro.decode", "decode the idx files into data/processed/mnist.npz"),
+    "train": ("mnist_repro.train", "fit the logistic regression on the raw files; write models/"),
+    "evaluate": ("mnist_repro.evaluate", "score the model on the test set; metrics and figures"),
+    "report": ("mnist_repro.report", "write reports/README.md from the metrics and figures"),
     "remote": (
         "mnist_repro.azure.cli",
         "train on Azure ML and manage its runs (make train-remote)",

@@ -54,7 +54,7 @@ def dry_run(params: Path, sweep: bool) -> int:
     from mnist_repro.azure.plan import make_plan, write_specs
 
     plan = make_plan(".", params, sweep=sweep, need_data=False)
-    paths = write_specs(plan, plan.settings.build_dir)
+    paths = write_specs(plan, plan.build_dir)
     print("dry run: nothing submitted. Specs (also valid for `az ml <kind> create -f`):")
     paths = [Path(os.path.relpath(p)) for p in paths]
     for path in paths:

@@ -54,9 +54,14 @@ def follow(ml: Any, name: str, url: str | None, tail_lines: int, scratch: Path) 
         pass  # a failed job: the status below says so
     job = ml.jobs.get(name)
     if job.status != "Completed":
-        scratch.mkdir(parents=True, exist_ok=True)
-        tail = log_tail(ml, name, tail_lines, scratch)
-        print(f"--- last {len(tail)} lines of the log of job {name} ---", file=sys.stderr)
-        print("\n".join(tail), file=sys.stderr, flush=True)
-        raise MnistReproError(f"Azure ML job {name} ended {job.status}: {url or job.studio_url}")
+        show_failure(ml, job, tail_lines, scratch)
     return job
+
+
+def show_failure(ml: Any, job: Any, tail_lines: int, scratch: Path) -> None:
+    """Print the last lines of a job's log, then raise one line with its status and URL."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    tail = log_tail(ml, job.name, tail_lines, scratch)
+    print(f"--- last {len(tail)} lines of the log of job {job.name} ---", file=sys.stderr)
+    print("\n".join(tail), file=sys.stderr, flush=True)
+    raise MnistReproError(f"Azure ML job {job.name} ended {job.status}: {job.studio_url}")

@@ -26,6 +26,7 @@ class Plan:
     remote_command: str
     data_dir: Path
     out_dir: Path
+    build_dir: Path  # specs, the staged code folder, downloads
     data_version: str
     environment_version: str
     commit: str
@@ -119,6 +120,7 @@ def make_plan(
         remote_command=remote_command,
         data_dir=repo / data_dir,
         out_dir=repo / out_dir,
+        build_dir=repo / settings.build_dir,
         data_version=data_version,
         environment_version=environment_version,
         commit=commit,

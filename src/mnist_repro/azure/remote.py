@@ -28,7 +28,7 @@ def submit(ml: Any, plan: Plan) -> tuple[str, str | None]:
 
 
 def _scratch(plan: Plan) -> Path:
-    return plan.settings.build_dir / "downloads"
+    return plan.build_dir / "downloads"
 
 
 def _register(ml: Any, plan: Plan, job_name: str, what: str) -> Any:
@@ -77,7 +77,7 @@ def status(ml: Any, name: str, tail_lines: int, scratch: Path) -> None:
     if job.status not in monitor.TERMINAL:
         monitor.follow(ml, name, job.studio_url, tail_lines, scratch)
     elif job.status != "Completed":
-        raise MnistReproError(f"Azure ML job {name} ended {job.status}: {job.studio_url}")
+        monitor.show_failure(ml, job, tail_lines, scratch)
 
 
 def cancel(ml: Any, name: str) -> None:

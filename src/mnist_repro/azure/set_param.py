@@ -1,8 +1,10 @@
-"""Set one params.yaml value inside a sweep trial: ``python -m mnist_repro.azure.set_param k=v``.
+"""Set one params value for a sweep trial.
 
-A sweep trial runs the local train command unchanged after this rewrites the trial's own copy
-of params.yaml (the job's code folder), so the model records the value it was trained with.
-Needs only PyYAML: it runs in the job's image, where the Azure SDK is not installed.
+``python -m mnist_repro.azure.set_param SOURCE DEST KEY=VALUE`` copies params file SOURCE to
+DEST with KEY replaced; the trial then runs the local train command with ``--params DEST``,
+so the model records the value it was trained with. DEST is outside the job's code folder
+(which the container user may not be allowed to write). Needs only PyYAML: it runs in the
+job's image, where the Azure SDK is not installed.
 """
 
 from __future__ import annotations
@@ -16,31 +18,34 @@ from mnist_repro.atomic import write_text
 from mnist_repro.errors import MnistReproError
 
 
-def set_param(params_path: Path, key: str, raw_value: str) -> None:
-    """Replace the existing value at dotted ``key`` with ``raw_value`` parsed as YAML."""
-    data = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+def set_param(source: Path, dest: Path, key: str, raw_value: str) -> None:
+    """Write ``source`` to ``dest`` with the existing value at dotted ``key`` replaced."""
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise MnistReproError(f"{source}: cannot read params ({exc})") from None
     *parents, leaf = key.split(".")
     node = data
     for part in parents:
         node = node.get(part) if isinstance(node, dict) else None
     if not isinstance(node, dict) or leaf not in node:
-        raise MnistReproError(f"{params_path}: no key {key} to override")
+        raise MnistReproError(f"{source}: no key {key} to override")
     node[leaf] = yaml.safe_load(raw_value)
-    write_text(params_path, yaml.safe_dump(data, sort_keys=False))
+    write_text(dest, yaml.safe_dump(data, sort_keys=False))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or "=" not in args[0]:
-        print("usage: python -m mnist_repro.azure.set_param KEY=VALUE", file=sys.stderr)
+    if len(args) != 3 or "=" not in args[2]:
+        print("usage: python -m mnist_repro.azure.set_param SOURCE DEST KEY=VALUE", file=sys.stderr)
         return 2
-    key, value = args[0].split("=", 1)
+    key, value = args[2].split("=", 1)
     try:
-        set_param(Path("params.yaml"), key, value)
+        set_param(Path(args[0]), Path(args[1]), key, value)
     except MnistReproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"params.yaml: {key} = {value}")
+    print(f"{args[1]}: {key} = {value}")
     return 0
 
 

@@ -200,11 +200,14 @@ def build_train_job(
     )
 
 
+TRIAL_PARAMS = "/tmp/mnist-repro-trial-params.yaml"
+
+
 def sweep_command(train_command: str, sweep: SweepSettings) -> str:
-    """Each trial sets its regularization in its own params.yaml, then runs the train command."""
+    """A trial: params.yaml with its regularization, then the train command reading that copy."""
     return (
-        f"python -m mnist_repro.azure.set_param {sweep.param}=${{{{inputs.{SWEEP_INPUT}}}}}"
-        f" && {train_command}"
+        f"python -m mnist_repro.azure.set_param params.yaml {TRIAL_PARAMS} "
+        f"{sweep.param}=${{{{inputs.{SWEEP_INPUT}}}}} && {train_command} --params {TRIAL_PARAMS}"
     )
 
 

@@ -1,0 +1,206 @@
+"""The classifier: presets, input features, and a safe, byte-stable model file.
+
+Two presets fit the tutorial's regularized logistic regression (``C = 1 / regularization``):
+
+``tutorial``
+    The tutorial's model as it runs on today's scikit-learn: one-vs-rest liblinear on float64
+    pixels / 255. scikit-learn 1.9 removed ``multi_class`` and multiclass liblinear, so the
+    one-vs-rest scheme the tutorial got implicitly is made explicit with ``OneVsRestClassifier``.
+``fast`` (the default)
+    One multinomial (softmax) model fitted by L-BFGS on float32 pixels / 255: more accurate
+    than the tutorial's and many times faster (README, "The models").
+
+The model file is skops, not pickle. :func:`load_model` accepts only the types in
+:data:`TRUSTED_TYPES` (an explicit allow-list, stricter than skops' defaults).
+:func:`model_bytes` rewrites skops' zip so the same model always gives the same bytes (skops
+names entries after ``id()`` of objects and stamps them with the current time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mnist_repro.errors import MnistReproError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a preset fixes: the solver set-up and the input dtype; ``max_iter``/``tol`` defaults."""
+
+    name: str
+    description: str
+    dtype: str
+    max_iter: int
+    tol: float
+
+
+PRESETS: dict[str, Preset] = {
+    "tutorial": Preset(
+        name="tutorial",
+        description="OneVsRestClassifier(LogisticRegression(solver='liblinear')) on float64 / 255",
+        dtype="float64",
+        max_iter=100,
+        tol=1e-4,
+    ),
+    "fast": Preset(
+        name="fast",
+        description="multinomial LogisticRegression(solver='lbfgs') on float32 / 255",
+        dtype="float32",
+        max_iter=100,
+        tol=1e-4,
+    ),
+}
+
+# Every type a model file may contain: the two presets' estimators and what they hold.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "builtins.bool",
+    "builtins.dict",
+    "builtins.float",
+    "builtins.int",
+    "builtins.list",
+    "builtins.str",
+    "builtins.tuple",
+    "numpy.ndarray",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.multiclass.OneVsRestClassifier",
+    "sklearn.preprocessing._label.LabelBinarizer",
+)
+
+
+def build_estimator(
+    preset: str, regularization: float, max_iter: int, tol: float, seed: int
+) -> Any:
+    """An unfitted estimator for ``preset`` (parameters are validated by the caller)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    C = 1.0 / regularization
+    if preset == "tutorial":
+        binary = LogisticRegression(
+            solver="liblinear", C=C, max_iter=max_iter, tol=tol, random_state=seed
+        )
+        return OneVsRestClassifier(binary)
+    if preset == "fast":
+        return LogisticRegression(
+            solver="lbfgs", C=C, max_iter=max_iter, tol=tol, random_state=seed
+        )
+    raise MnistReproError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+
+
+def thread_limit(threads: int | None):
+    """Limit BLAS and OpenMP threads (``None``: leave the libraries' defaults)."""
+    from threadpoolctl import threadpool_limits
+
+    if threads is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads)
+
+
+def features(images: np.ndarray, dtype: str) -> np.ndarray:
+    """Flatten (N, 28, 28) uint8 images into (N, 784) pixels / 255 of ``dtype``."""
+    kind = np.dtype(dtype).type
+    flat = np.ascontiguousarray(images.reshape(len(images), -1))
+    return flat.astype(kind) / kind(255)
+
+
+def iterations(estimator: Any) -> list[int]:
+    """The solver's iteration count(s): one per binary model for one-vs-rest."""
+    if hasattr(estimator, "estimators_"):
+        return [int(np.max(e.n_iter_)) for e in estimator.estimators_]
+    return [int(np.max(estimator.n_iter_))]
+
+
+def model_bytes(estimator: Any) -> bytes:
+    """The skops file for ``estimator``, with deterministic entry names, ids and timestamps."""
+    import skops.io as sio
+
+    return _canonical_zip(sio.dumps(estimator))
+
+
+def _canonical_zip(data: bytes) -> bytes:
+    """Rewrite a skops zip: object ids and array file names renumbered in order of appearance,
+    entries stored uncompressed with a fixed timestamp, so equal models give equal bytes."""
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = json.loads(src.read("schema.json"))
+        ids: dict[int, int] = {}
+        files: dict[str, str] = {}
+
+        def renumber(node: Any) -> None:
+            if isinstance(node, dict):
+                if isinstance(node.get("__id__"), int):
+                    node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+                if isinstance(node.get("file"), str) and "__loader__" in node:
+                    old = node["file"]
+                    node["file"] = files.setdefault(old, f"{len(files):04d}.npy")
+                for value in node.values():
+                    renumber(value)
+            elif isinstance(node, list):
+                for value in node:
+                    renumber(value)
+
+        renumber(schema)
+        entries = [(new, src.read(old)) for old, new in files.items()]
+    entries.append(("schema.json", json.dumps(schema, indent=2).encode("utf-8")))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as dst:
+        for name, payload in entries:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, payload)
+    return out.getvalue()
+
+
+def save_model(estimator: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``estimator`` to ``path`` atomically as a canonical skops file."""
+    from mnist_repro.atomic import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        fh.write(model_bytes(estimator))
+
+
+def file_types(path: str | os.PathLike[str]) -> set[str]:
+    """Every ``module.Class`` named in a skops file's schema (read without loading anything)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            schema = json.loads(zf.read("schema.json"))
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise MnistReproError(f"{path}: not a skops model file ({exc})") from None
+
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("__class__"), str) and isinstance(node.get("__module__"), str):
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return found
+
+
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """Load a model file, refusing any type outside :data:`TRUSTED_TYPES`."""
+    import skops.io as sio
+
+    if not os.path.isfile(path):
+        raise MnistReproError(f"{path}: model file not found (run the train stage first)")
+    untrusted = sorted(file_types(path) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise MnistReproError(f"{path}: refusing to load untrusted types: {', '.join(untrusted)}")
+    try:
+        return sio.load(path, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:  # skops raises several types for a damaged or foreign file
+        raise MnistReproError(f"{path}: cannot load model ({type(exc).__name__}: {exc})") from None

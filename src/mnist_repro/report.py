@@ -1,0 +1,197 @@
+"""Stage ``report``: write ``reports/README.md`` from the model metadata, metrics and figures.
+
+The report holds only what the pipeline decides (params, data hashes, metrics, figures), so a
+rerun with the same inputs writes the same bytes. The commit it names is the last commit that
+changed the code, the pipeline or the params (not ``HEAD``): committing the results afterwards
+does not change the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from mnist_repro import progress
+from mnist_repro.atomic import write_text
+from mnist_repro.errors import MnistReproError
+from mnist_repro.params import load_section
+
+STAGE = "report"
+PARAM_KEYS = ("tutorial_accuracy",)
+CODE_PATHS = ("src", "dvc.yaml", "params.yaml")
+FIGURES = (
+    (
+        "figures/digits.png",
+        "Training digits",
+        "Random training images with their labels, the figure the tutorial draws before training.",
+    ),
+    (
+        "figures/confusion.png",
+        "Confusion matrix",
+        "Rows are the true digit, columns the "
+        "prediction; the diagonal (green) holds the correct answers and their recall.",
+    ),
+    (
+        "figures/mistakes.png",
+        "Most confident mistakes",
+        "Test images the model got wrong while "
+        "most sure of itself: often ambiguous or mislabelled digits.",
+    ),
+)
+
+
+def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dict[str, float]:
+    unknown = sorted(set(section) - set(PARAM_KEYS))
+    if unknown:
+        raise MnistReproError(
+            f"{source}: unknown parameter report.{unknown[0]} (known: {', '.join(PARAM_KEYS)})"
+        )
+    value = section.get("tutorial_accuracy", 0.9204)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise MnistReproError(
+            f"{source}: report.tutorial_accuracy must be a number in [0, 1], got {value!r}"
+        )
+    return {"tutorial_accuracy": float(value)}
+
+
+def code_commit(cwd: str | os.PathLike[str] = ".") -> str:
+    """The last commit that changed src/, dvc.yaml or params.yaml, ``+ uncommitted changes``
+    when they differ from it; ``MNIST_REPRO_GIT_COMMIT`` overrides (no .git folder)."""
+    if env := os.environ.get("MNIST_REPRO_GIT_COMMIT"):
+        return env
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", *CODE_PATHS],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    if not commit:
+        return "unknown (no commit yet)"
+    return f"{commit} + uncommitted changes" if dirty else commit
+
+
+def _read_json(path: Path, made_by: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MnistReproError(f"{path}: not found (run the {made_by} stage first)") from None
+    except json.JSONDecodeError as exc:
+        raise MnistReproError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def render(
+    meta: dict[str, Any], metrics: dict[str, Any], config: dict[str, float], commit: str
+) -> str:
+    """The report's Markdown."""
+    params = meta["params"]
+    tutorial = config["tutorial_accuracy"]
+    acc = metrics["accuracy"]
+    diff = 100 * (acc - tutorial)
+    verdict = "above" if diff > 0 else "below" if diff < 0 else "equal to"
+    lines = [
+        "# Results",
+        "",
+        "<!-- Written by the pipeline's `report` stage (`dvc repro`); edits are overwritten. -->",
+        "",
+        f"Test accuracy **{acc:.4f}** with the `{meta['preset']}` preset: "
+        f"{abs(diff):.2f} percentage points {verdict} the **{tutorial:.4f}** the Azure ML "
+        "tutorial published for the same model family and regularization rate"
+        + (f" ({params['regularization']:g} there)." if params["regularization"] == 0.5 else "."),
+        "",
+        "## Metrics",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| accuracy (test) | {acc:.4f} |",
+        f"| tutorial's published accuracy | {tutorial:.4f} |",
+        f"| macro F1 | {metrics['macro_f1']:.4f} |",
+        f"| log loss | {metrics['log_loss']:.4f} |",
+        f"| regularization rate | {metrics['regularization rate']:g} |",
+        f"| training images | {metrics['train_size']} |",
+        f"| test images | {metrics['test_size']} |",
+        "",
+        "| class | precision | recall | F1 | test images |",
+        "|---|---|---|---|---|",
+    ]
+    for label, row in sorted(metrics["per_class"].items(), key=lambda kv: int(kv[0])):
+        lines.append(
+            f"| {label} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} "
+            f"| {row['support']} |"
+        )
+    lines += ["", "## Figures", ""]
+    for path, title, caption in FIGURES:
+        lines += [f"### {title}", "", caption, "", f"![{title}]({path})", ""]
+    converged = (
+        "yes"
+        if meta["converged"]
+        else (
+            f"no: stopped at max_iter={params['max_iter']}"
+            + (" (by design, see the top-level README)" if meta["preset"] == "fast" else "")
+        )
+    )
+    lines += [
+        "## What ran",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| preset | `{meta['preset']}`: {meta['estimator']} |",
+        f"| regularization | {params['regularization']:g} (C = {meta['C']:g}) |",
+        f"| max_iter, tol | {params['max_iter']}, {params['tol']:g} |",
+        f"| seed, threads | {params['seed']}, {params['threads']} |",
+        f"| solver iterations | {_iterations(meta['n_iter'])} |",
+        f"| converged | {converged} |",
+        f"| code | `{commit}` (last commit changing src/, dvc.yaml or params.yaml) |",
+        "",
+        "Data (SHA-256 of the raw files the model was trained and tested on):",
+        "",
+        "| file | sha256 |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | `{digest}` |" for name, digest in sorted(meta["data"].items())]
+    lines += ["", "Packages:", "", "| package | version |", "|---|---|"]
+    lines += [f"| {name} | {version} |" for name, version in sorted(meta["packages"].items())]
+    lines += [
+        "",
+        "Reproduce with `make repro`; compare runs with `dvc metrics diff` and `dvc plots diff`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _iterations(n_iter: list[int]) -> str:
+    if len(n_iter) == 1:
+        return str(n_iter[0])
+    return f"{min(n_iter)}-{max(n_iter)} over {len(n_iter)} one-vs-rest models"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="models", help="folder with model.json")
+    parser.add_argument("--reports", default="reports", help="folder with metrics.json, figures")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = validate_params(load_section(STAGE, args.params), source=str(args.params))
+    reports = Path(args.reports)
+    meta = _read_json(Path(args.model) / "model.json", "train")
+    metrics = _read_json(reports / "metrics.json", "evaluate")
+    for path, _, _ in FIGURES:
+        if not (reports / path).is_file():
+            raise MnistReproError(f"{reports / path}: not found (run the evaluate stage first)")
+    write_text(reports / "README.md", render(meta, metrics, config, code_commit()))
+    progress.say(STAGE, f"wrote {reports / 'README.md'}")
+    return 0

@@ -1,0 +1,275 @@
+"""The train stage: params validation, both presets learning real digits, deterministic and
+safe model files, MLflow logging only when asked."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from mnist_repro import cli, model, tracking, train
+from mnist_repro.errors import MnistReproError
+from synthetic import write_synthetic_mnist
+from train_support import digits_28x28, write_digits_mnist, write_params
+
+
+@pytest.fixture(scope="module")
+def synthetic_raw(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("raw")
+    write_synthetic_mnist(folder, n_train=300, n_test=100, seed=1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    images, labels = digits_28x28()
+    order = np.random.default_rng(0).permutation(len(labels))
+    images, labels = images[order], labels[order]
+    return images[:1200], labels[:1200], images[1200:], labels[1200:]
+
+
+def _train(params, data, out, capsys=None):
+    code = cli.main(["train", "--params", str(params), "--data", str(data), "--out", str(out)])
+    return code
+
+
+# --- params ---------------------------------------------------------------------------------
+
+
+def test_defaults_fill_the_preset_values():
+    config = train.validate_params({})
+    assert config == {
+        "preset": "fast",
+        "regularization": 0.5,
+        "max_iter": model.PRESETS["fast"].max_iter,
+        "tol": model.PRESETS["fast"].tol,
+        "seed": 42,
+        "threads": 1,
+    }
+    tutorial = train.validate_params({"preset": "tutorial", "max_iter": 7, "tol": 0.01})
+    assert (tutorial["max_iter"], tutorial["tol"]) == (7, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"regularization": 0}, "train.regularization"),
+        ({"regularization": -0.5}, "train.regularization"),
+        ({"regularization": "high"}, "train.regularization"),
+        ({"regularization": float("nan")}, "train.regularization"),
+        ({"regularization": True}, "train.regularization"),
+        ({"preset": "turbo"}, "train.preset"),
+        ({"max_iter": 0}, "train.max_iter"),
+        ({"max_iter": 2.5}, "train.max_iter"),
+        ({"tol": -1e-4}, "train.tol"),
+        ({"tol": "small"}, "train.tol"),
+        ({"seed": -1}, "train.seed"),
+        ({"seed": 1.5}, "train.seed"),
+        ({"threads": 0}, "train.threads"),
+        ({"regularisation": 0.5}, "train.regularisation"),
+    ],
+)
+def test_bad_params_fail_with_one_line_before_reading_data(tmp_path, capsys, section, named):
+    params = write_params(tmp_path / "params.yaml", section)
+    # The data folder does not exist: the params error must come first, and nothing is written.
+    code = _train(params, tmp_path / "no-such-data", tmp_path / "models")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1
+    assert err[0].startswith("error: ")
+    assert named in err[0]
+    assert str(params) in err[0]
+    assert not (tmp_path / "models").exists()
+
+
+def test_missing_data_folder_is_one_line(tmp_path, capsys):
+    params = write_params(tmp_path / "params.yaml", {})
+    code = _train(params, tmp_path / "nothing-here", tmp_path / "models")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err == [
+        f"error: {tmp_path / 'nothing-here'}: data folder not found (run the download stage first)"
+    ]
+
+
+# --- learning ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["fast", "tutorial"])
+def test_both_presets_learn_real_handwritten_digits(digits_split, preset):
+    """scikit-learn's 8x8 digits at 28x28: chance is 0.1, a linear model gets ~0.95."""
+    x_train, y_train, x_test, y_test = digits_split
+    config = train.validate_params({"preset": preset})
+    estimator, facts = train.fit(config, x_train, y_train)
+    accuracy = train.accuracy(estimator, config, x_test, y_test)
+    assert accuracy >= 0.9
+    assert facts["n_iter"] and all(n >= 1 for n in facts["n_iter"])
+    if preset == "tutorial":
+        assert len(facts["n_iter"]) == 10  # one binary liblinear model per digit
+        assert type(estimator).__name__ == "OneVsRestClassifier"
+    else:
+        assert type(estimator).__name__ == "LogisticRegression"
+
+
+def test_shuffled_labels_stay_near_chance(digits_split):
+    """The accuracy floor above means learning: with labels shuffled, the same fit fails it."""
+    x_train, y_train, x_test, y_test = digits_split
+    shuffled = np.random.default_rng(5).permutation(y_train)
+    config = train.validate_params({"max_iter": 30})
+    estimator, _ = train.fit(config, x_train, shuffled)
+    assert train.accuracy(estimator, config, x_test, y_test) < 0.3
+
+
+def test_regularization_is_c_inverse(digits_split):
+    x_train, y_train, _, _ = digits_split
+    strong = train.validate_params({"regularization": 1000.0, "max_iter": 50})
+    weak = train.validate_params({"regularization": 0.01, "max_iter": 50})
+    coef_strong = train.fit(strong, x_train, y_train)[0].coef_
+    coef_weak = train.fit(weak, x_train, y_train)[0].coef_
+    assert np.linalg.norm(coef_strong) < 0.2 * np.linalg.norm(coef_weak)
+
+
+def test_stage_writes_model_metadata_and_timings(tmp_path, capsys):
+    raw = write_digits_mnist(tmp_path / "raw")
+    params = write_params(tmp_path / "params.yaml", {"max_iter": 200})
+    assert _train(params, raw, tmp_path / "models") == 0
+    err = capsys.readouterr().err
+    assert "fitting preset 'fast'" in err and "done in" in err
+
+    meta = json.loads((tmp_path / "models/model.json").read_text())
+    assert meta["preset"] == "fast"
+    assert meta["params"]["regularization"] == 0.5 and meta["C"] == 2.0
+    assert meta["train_size"] == 1200 and meta["test_size"] == 597
+    assert meta["test_accuracy"] >= 0.9
+    assert meta["converged"] is (meta["n_iter"][0] < 200)
+    assert set(meta["data"]) == {p.name for p in raw.iterdir()}
+    assert meta["packages"]["scikit-learn"]
+    for volatile in ("git_commit", "host", "seconds", "finished_utc"):
+        assert volatile not in json.dumps(meta)
+
+    timings = json.loads((tmp_path / "models/train.timings.json").read_text())
+    assert {"git_commit", "host", "seconds"} <= set(timings)
+    assert timings["seconds"]["fit"] > 0
+
+    loaded = model.load_model(tmp_path / "models/model.skops")
+    images, labels = digits_28x28()
+    assert np.mean(loaded.predict(model.features(images, "float32")) == labels) > 0.9
+
+
+# --- determinism and safe loading ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["fast", "tutorial"])
+def test_two_runs_write_identical_bytes(tmp_path, synthetic_raw, preset):
+    params = write_params(tmp_path / "params.yaml", {"preset": preset})
+    for run in ("a", "b"):
+        assert _train(params, synthetic_raw, tmp_path / run) == 0
+    for name in ("model.skops", "model.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_model_file_is_canonical_and_uncompressed(tmp_path, digits_split):
+    x_train, y_train, _, _ = digits_split
+    estimator, _ = train.fit(train.validate_params({"max_iter": 20}), x_train, y_train)
+    model.save_model(estimator, tmp_path / "m.skops")
+    with zipfile.ZipFile(tmp_path / "m.skops") as zf:
+        infos = zf.infolist()
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert infos[-1].filename == "schema.json"
+    assert [i.filename for i in infos[:-1]] == [f"{k:04d}.npy" for k in range(len(infos) - 1)]
+
+
+def test_load_rejects_a_type_outside_the_allow_list(tmp_path, digits_split):
+    """skops itself trusts every scikit-learn estimator; our loader trusts only our two presets."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    x_train, y_train, _, _ = digits_split
+    tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(
+        x_train.reshape(1200, -1), y_train
+    )
+    path = tmp_path / "tree.skops"
+    model.save_model(tree, path)
+    with pytest.raises(
+        MnistReproError, match=r"untrusted types: .*sklearn\.tree\._classes\.DecisionTreeClassifier"
+    ):
+        model.load_model(path)
+
+
+def test_load_rejects_a_tampered_schema(tmp_path, digits_split):
+    """A model file edited to construct something else (here os.system) is refused unread."""
+    x_train, y_train, _, _ = digits_split
+    estimator, _ = train.fit(train.validate_params({"max_iter": 5}), x_train, y_train)
+    good = tmp_path / "good.skops"
+    model.save_model(estimator, good)
+    with zipfile.ZipFile(good) as zf:
+        entries = {i.filename: zf.read(i) for i in zf.infolist()}
+    schema = json.loads(entries["schema.json"])
+    schema["__class__"], schema["__module__"] = "system", "os"
+    entries["schema.json"] = json.dumps(schema).encode()
+    bad = tmp_path / "bad.skops"
+    with zipfile.ZipFile(bad, "w") as zf:
+        for name, payload in entries.items():
+            zf.writestr(name, payload)
+    with pytest.raises(MnistReproError, match=r"untrusted types: os\.system"):
+        model.load_model(bad)
+
+
+def test_load_of_a_non_model_file_is_one_line(tmp_path):
+    junk = tmp_path / "model.skops"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(MnistReproError, match="not a skops model file"):
+        model.load_model(junk)
+    with pytest.raises(MnistReproError, match="model file not found"):
+        model.load_model(tmp_path / "missing.skops")
+
+
+# --- tracking ---------------------------------------------------------------------------------
+
+
+def test_tracking_is_a_no_op_without_a_tracking_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("AZUREML_RUN_ID", raising=False)
+    monkeypatch.setitem(__import__("sys").modules, "mlflow", None)  # importing it would fail
+    assert tracking.enabled() is False
+    tracking.check()
+    assert tracking.log_metrics({"accuracy": 0.9}) is False
+
+
+def test_tracking_without_mlflow_installed_fails_clearly(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:///nowhere")
+    monkeypatch.setitem(__import__("sys").modules, "mlflow", None)
+    with pytest.raises(MnistReproError, match="mlflow is not installed"):
+        tracking.check()
+
+
+def test_train_logs_the_tutorial_metrics_to_mlflow(tmp_path, monkeypatch, synthetic_raw):
+    mlflow = pytest.importorskip("mlflow")
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the file store needs no server
+    params = write_params(tmp_path / "params.yaml", {"regularization": 0.8, "max_iter": 20})
+    assert _train(params, synthetic_raw, tmp_path / "models") == 0
+
+    meta = json.loads((tmp_path / "models/model.json").read_text())
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert len(runs) == 1
+    metrics = runs[0].data.metrics
+    assert metrics["regularization rate"] == 0.8
+    assert metrics["accuracy"] == pytest.approx(meta["test_accuracy"])
+    assert runs[0].data.params["preset"] == "fast"
+
+
+def test_an_mlflow_failure_is_one_line_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, synthetic_raw
+):
+    pytest.importorskip("mlflow")
+    # MLflow refuses its file store unless MLFLOW_ALLOW_FILE_STORE is set: a real failure.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    params = write_params(tmp_path / "params.yaml", {"max_iter": 5})
+    assert _train(params, synthetic_raw, tmp_path / "models") == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and "MLflow at file://" in err[0]
+    assert not (tmp_path / "models" / "model.skops").exists()
