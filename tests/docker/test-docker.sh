@@ -41,7 +41,7 @@ cleanup() {
     if [[ -n $STARTED_CONTAINER ]]; then
         "$ENGINE" rm -f "$NAME" >/dev/null 2>&1 || true
     fi
-    rm -rf "$WORK"
+    if [[ -n ${KEEP:-} ]]; then echo "KEEP: left $WORK"; else rm -rf "$WORK"; fi
     if [[ $rc == 0 ]]; then stage "test-docker passed"; else echo "test-docker FAILED (exit $rc)" >&2; fi
 }
 trap cleanup EXIT
