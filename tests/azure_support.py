@@ -9,32 +9,27 @@ layout ``MLClient.jobs.download`` uses, and records metrics in a real (local) ML
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import yaml
 from azure.ai.ml.exceptions import ErrorTarget, JobException
 from azure.core.exceptions import ResourceNotFoundError
 
 from support import copy_repo, update_params
 from synthetic import write_synthetic_mnist
 
-# The train stage as CONTRACT.md fixes it; used only while dvc.yaml has no train stage yet.
-CONTRACT_TRAIN_CMD = "python -m mnist_repro train --data data/raw --out models"
 SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "config.example.json"
 
 
 def azure_repo(dest: Path, with_data: bool = True, with_config: bool = True) -> Path:
     """A git copy of the repo, with synthetic data/raw (pinned in params) and a config.json."""
     repo = copy_repo(dest)
-    dvc_yaml = repo / "dvc.yaml"
-    pipeline = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
-    if "train" not in pipeline["stages"]:
-        pipeline["stages"]["train"] = {"cmd": CONTRACT_TRAIN_CMD}
-        dvc_yaml.write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
     if with_data:
         files = write_synthetic_mnist(repo / "data" / "raw", n_train=60, n_test=20)
         update_params(repo, {"download.files": files})
@@ -69,8 +64,10 @@ class FakeJob:
 class FakeJobs:
     """``MLClient.jobs``. ``script`` says how the next submitted job ends."""
 
-    def __init__(self, mlflow_uri: str) -> None:
+    def __init__(self, mlflow_uri: str, data: FakeAssets) -> None:
         self.mlflow_uri = mlflow_uri
+        self.data = data
+        self.execute = False  # True: run the job's command here, as a compute node would
         self.jobs: dict[str, FakeJob] = {}
         self.calls: list[tuple[str, str]] = []
         self.script = "complete"
@@ -121,13 +118,45 @@ class FakeJobs:
         if self.script == "running":
             return
         job.status = "Completed"
-        job.outputs = dict(self.model_files)
-        self._log(name, self.metrics)
+        if self.execute:
+            job.outputs = self._run_command(name, job.spec)
+        else:
+            job.outputs = dict(self.model_files)
+            self._log(name, self.metrics)
         if type(job.spec).__name__ == "SweepJob":
             best = self._new_run()
             self._log(best, {"accuracy": 0.95, "regularization rate": 0.1})
             self.jobs[best] = FakeJob(best, None, "Completed", outputs=dict(self.model_files))
             job.properties["best_child_run_id"] = best
+
+    def _run_command(self, name: str, spec: Any) -> dict[str, bytes]:
+        """Run the job's command in its code folder, like Azure ML does on a node.
+
+        Inputs resolve to the registered data asset's files, the output to an empty folder;
+        the environment is the job's variables plus what Azure ML sets for MLflow.
+        """
+        job = spec._to_job()
+        asset_name, version = job.inputs["data"].path.removeprefix("azureml:").split(":")
+        data_path = str(self.data.get(asset_name, version=version).path)
+        out = Path(job.code).parent / f"outputs-{name}"
+        out.mkdir()
+        command = job.command.replace("${{inputs.data}}", data_path)
+        command = command.replace("${{outputs.model}}", str(out))
+        env = {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "HOME": os.environ.get("HOME", "/tmp"),
+            **job.environment_variables,
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "MLFLOW_RUN_ID": name,
+            "MLFLOW_ALLOW_FILE_STORE": "true",
+            "AZUREML_RUN_ID": name,
+        }
+        proc = subprocess.run(
+            command, shell=True, cwd=job.code, env=env, capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"job command failed: {command}\n{proc.stdout}\n{proc.stderr}")
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
     def download(
         self,
@@ -224,5 +253,5 @@ class FakeMLClient:
         self.compute = FakeCompute()
         self.environments = FakeAssets()
         self.data = FakeAssets()
-        self.jobs = FakeJobs(uri)
+        self.jobs = FakeJobs(uri, self.data)
         self.models = FakeModels()

@@ -200,3 +200,37 @@ def test_train_stage_delegates_to_azure_ml_when_asked(repo, ml, monkeypatch):
         cli.stage_module("train", "mnist_repro.train")
     monkeypatch.setenv("MNIST_TRAIN_BACKEND", "local")
     assert cli.stage_module("train", "mnist_repro.train") == "mnist_repro.train"
+
+
+def test_the_job_command_trains_the_same_model_as_the_local_stage(repo, ml):
+    """Run the submitted job's command in its staged code folder (as a node would) and compare.
+
+    The job gets only build/azureml/code (src + params.yaml), the data asset's files and an
+    empty output folder; the model that comes back must equal a local run's, byte for byte,
+    and the accuracy it logged through MLflow must be the one registered.
+    """
+    from support import run
+
+    ml.jobs.execute = True
+    plan = _plan(repo)
+    remote.train(ml, plan)
+    remote_files = {f: (repo / "models" / f).read_bytes() for f in ("model.skops", "model.json")}
+    run([*plan.local_command.split()[:4], "--data", "data/raw", "--out", "local"], cwd=repo)
+    for name, data in remote_files.items():
+        assert (repo / "local" / name).read_bytes() == data, name
+    (model,) = ml.models.registered
+    accuracy = float(model.tags["accuracy"])
+    assert 0.0 <= accuracy <= 1.0
+    assert model.tags["regularization"] == str(float(plan.params["regularization"]))
+
+
+def test_train_stage_on_the_azureml_backend_fills_models(repo, ml, monkeypatch, capsys):
+    """`MNIST_TRAIN_BACKEND=azureml python -m mnist_repro train ...` (what dvc repro runs)."""
+    monkeypatch.setenv("MNIST_TRAIN_BACKEND", "azureml")
+    monkeypatch.setattr(remote_cli, "client", lambda cfg: ml)
+    assert main(["train", "--data", "data/raw", "--out", "models"]) == 0
+    for file_name, data in ml.jobs.model_files.items():
+        assert (repo / "models" / file_name).read_bytes() == data
+    assert main(["train", "--data", "data/raw", "--out", "elsewhere"]) == 1
+    assert "train --out elsewhere: the Azure ML backend runs dvc.yaml" in capsys.readouterr().err
+    assert len(ml.jobs.jobs) == 1

@@ -263,3 +263,18 @@ def test_set_param_rewrites_the_trials_params(tmp_path, monkeypatch):
     }
     assert set_param_main(["params.yaml", "trial.yaml", "train.nope=1"]) == 1
     assert set_param_main(["train.regularization=1"]) == 2
+
+
+def test_cli_without_mlflow_says_what_to_install(tmp_path, monkeypatch, capsys):
+    import mnist_repro.azure.cli as remote_cli
+
+    repo = azure_repo(tmp_path / "repo", with_data=False)
+    monkeypatch.chdir(repo)
+    monkeypatch.setitem(sys.modules, "azureml.mlflow", None)  # as if not installed
+
+    def no_client(cfg):
+        raise AssertionError("checked before connecting")
+
+    monkeypatch.setattr(remote_cli, "client", no_client)
+    assert main(["remote", "metrics", "job1"]) == 1
+    assert "needs mlflow-skinny and azureml-mlflow" in capsys.readouterr().err

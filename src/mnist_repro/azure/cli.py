@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         config.check_credential()
         print(f"workspace {cfg.workspace_name} ({cfg.path}): config and credential OK")
         return 0
+    if args.action in ("submit", "sweep", "metrics"):
+        from mnist_repro.azure.results import check_mlflow
+
+        check_mlflow()
     ml = client(cfg)
     job = getattr(args, "job", None)
     with service_errors(cfg, job):

@@ -37,6 +37,18 @@ def download_model(ml: Any, name: str, out_dir: Path, scratch: Path) -> list[Pat
     return written
 
 
+def check_mlflow() -> None:
+    """Run metrics are read through MLflow with the azureml plugin: fail before any work."""
+    try:
+        import azureml.mlflow  # noqa: F401  (registers the azureml:// tracking URI scheme)
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise MnistReproError(
+            "reading Azure ML run metrics needs mlflow-skinny and azureml-mlflow: "
+            "pip install -e '.[azure,job]' (make setup installs them)"
+        ) from None
+
+
 def run_metrics(ml: Any, name: str) -> dict[str, float]:
     """The run's metrics (the tutorial's ``run.get_metrics()``), read through MLflow."""
     import mlflow.tracking

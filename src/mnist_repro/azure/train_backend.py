@@ -23,9 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mnist_repro.azure import remote
     from mnist_repro.azure.plan import make_plan
+    from mnist_repro.azure.results import check_mlflow
     from mnist_repro.errors import MnistReproError
 
     cfg = config.find_config(".")
+    check_mlflow()
     ml = remote_cli.client(cfg)
     plan = make_plan(".", args.params)
     for flag, given, expected in (
