@@ -32,9 +32,34 @@ setup: $(STAMP) ## Create .venv and install the locked dependencies and this pac
 repro: $(STAMP) ## Run the pipeline (dvc repro); MNIST_MIRROR=<url or folder> adds a data source
 	dvc repro
 
+# Sharing through a DVC remote (README: "Sharing data and results"). DVC_REMOTE=<name> picks a
+# remote other than the default one.
+DVC_REMOTE ?=
+define require-remote
+	@if [ -z "$(DVC_REMOTE)" ] && ! dvc remote default >/dev/null 2>&1; then \
+	  echo "error: no DVC remote configured: run 'dvc remote add -d storage azure://<container>/<prefix>' (README: Sharing data and results)" >&2; \
+	  exit 1; \
+	fi
+endef
+
+.PHONY: push
+push: $(STAMP) ## Upload data, model and reports to the DVC remote (DVC_REMOTE=<name> for another)
+	$(require-remote)
+	dvc push $(if $(DVC_REMOTE),--remote $(DVC_REMOTE))
+
+.PHONY: pull
+pull: $(STAMP) ## Download data, model and reports from the DVC remote (DVC_REMOTE=<name> for another)
+	$(require-remote)
+	dvc pull $(if $(DVC_REMOTE),--remote $(DVC_REMOTE))
+
 .PHONY: test
 test: $(STAMP) ## Run the test suite (no network needed)
 	pytest
+
+.PHONY: test-storage
+test-storage: $(STAMP) ## Test dvc push/pull against Azurite, the Azure Storage emulator (npm install once)
+	python tests/azurite_support.py install
+	pytest -m azurite
 
 .PHONY: lint
 lint: $(STAMP) ## Lint the code (ruff) and the Dockerfile (hadolint)

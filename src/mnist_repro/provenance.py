@@ -9,6 +9,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from mnist_repro import __version__
+
 PACKAGES = ("mnist-repro", "numpy", "scipy", "scikit-learn", "skops", "matplotlib", "dvc")
 
 
@@ -54,9 +56,16 @@ def git_dirty(cwd: str | os.PathLike[str] = ".") -> bool | None:
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
-    """Installed versions of the packages that decide the results, plus Python's."""
+    """Installed versions of the packages that decide the results, plus Python's.
+
+    This project's own version comes from the source that runs (``mnist_repro.__version__``):
+    the Docker image and the Azure ML job run it from ``src/`` without installing it.
+    """
     versions = {"python": platform.python_version()}
     for name in names:
+        if name == "mnist-repro":
+            versions[name] = __version__
+            continue
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

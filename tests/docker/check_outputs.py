@@ -6,7 +6,8 @@ Usage: python tests/docker/check_outputs.py REPO_COPY UID [--same-as OTHER_COPY]
 - every file in the copy belongs to UID (the container ran as the calling user);
 - reports/metrics.json, when the pipeline declares it, shows an accuracy above chance (0.1);
 - with --same-as: metrics, models/ and data/processed/ outputs are byte-identical to
-  OTHER_COPY's (the same pipeline run in the virtual environment).
+  OTHER_COPY's (the same pipeline run in the virtual environment); a JSON record may differ
+  only in the Python version it records (packages.python), and that difference is printed.
 Prints one line per finding; exits 1 if any check failed.
 """
 
@@ -23,6 +24,8 @@ import yaml
 
 CHANCE = 0.1
 MUST_MATCH = ("models/", "data/processed/", "reports/metrics.json")
+# Recorded truthfully, so it differs when the image's Python is another patch release.
+INTERPRETER = ("packages", "python")
 
 
 def stage_paths(stage: dict) -> Iterator[str]:
@@ -48,6 +51,39 @@ def find_accuracy(metrics: object) -> float | None:
             if found is not None:
                 return found
     return None
+
+
+def json_differences(a: object, b: object, path: tuple = ()) -> list[tuple]:
+    """Key paths where two parsed JSON documents differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            diff
+            for key in sorted(a.keys() | b.keys())
+            for diff in json_differences(a.get(key), b.get(key), (*path, key))
+        ]
+    return [] if a == b else [path]
+
+
+def lookup(document: object, path: tuple) -> object:
+    for key in path:
+        document = document.get(key) if isinstance(document, dict) else None
+    return document
+
+
+def compare(ours: Path, theirs: Path) -> str | None:
+    """None if the files match; else why not (a note for the Python version only)."""
+    if not theirs.is_file():
+        return "missing in the venv run"
+    if ours.read_bytes() == theirs.read_bytes():
+        return None
+    if ours.suffix == ".json":
+        a, b = (json.loads(p.read_text()) for p in (ours, theirs))
+        diffs = json_differences(a, b)
+        if diffs == [INTERPRETER]:
+            here, venv = lookup(a, INTERPRETER), lookup(b, INTERPRETER)
+            return f"note: Python {here} here, {venv} in the venv"
+        return "differs in " + ", ".join(".".join(map(str, d)) for d in diffs)
+    return "bytes differ"
 
 
 def sha256(path: Path) -> str:
@@ -95,11 +131,14 @@ def main(argv: list[str]) -> int:
         compared = 0
         produced = {str(f.relative_to(repo)) for d in declared for f in files_under(repo / d)}
         for rel in sorted(r for r in produced if r.startswith(MUST_MATCH)):
-            ours, theirs = repo / rel, args.same_as / rel
-            if not theirs.is_file() or ours.read_bytes() != theirs.read_bytes():
-                problems.append(f"{rel}: differs from the venv run's")
-            else:
+            ours = repo / rel
+            difference = compare(ours, args.same_as / rel)
+            if difference is None:
                 print(f"identical to the venv run: {rel} sha256 {sha256(ours)[:16]}")
+            elif difference.startswith("note:"):
+                print(f"same as the venv run but for the interpreter: {rel} ({difference})")
+            else:
+                problems.append(f"{rel}: not the venv run's: {difference}")
             compared += 1
         if not compared:
             problems.append("nothing to compare with the venv run")

@@ -41,7 +41,7 @@ cleanup() {
     if [[ -n $STARTED_CONTAINER ]]; then
         "$ENGINE" rm -f "$NAME" >/dev/null 2>&1 || true
     fi
-    rm -rf "$WORK"
+    if [[ -n ${KEEP:-} ]]; then echo "KEEP: left $WORK"; else rm -rf "$WORK"; fi
     if [[ $rc == 0 ]]; then stage "test-docker passed"; else echo "test-docker FAILED (exit $rc)" >&2; fi
 }
 trap cleanup EXIT
@@ -58,7 +58,9 @@ apt_install() {
 # Written to the cache folder, so that you can reuse it: export CONTAINERS_CONF=<cache>/containers/
 # containers.conf CONTAINERS_STORAGE_CONF=<cache>/containers/storage.conf; make ... DOCKER=podman
 podman_config() {
-    local conf=$CACHE/containers runroot=${XDG_RUNTIME_DIR:-/run}/mnist-repro-containers nofile
+    local conf=$CACHE/containers runroot nofile
+    # Run state (locks, mounts) beside the store it belongs to: one runroot per cache folder.
+    runroot=${XDG_RUNTIME_DIR:-/run}/mnist-repro-containers-$(printf %s "$CACHE" | sha256sum | cut -c1-8)
     nofile=$(ulimit -Hn)
     mkdir -p "$conf" "$runroot"
     cat >"$WORK/containers.conf" <<EOF
