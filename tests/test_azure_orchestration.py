@@ -234,3 +234,22 @@ def test_train_stage_on_the_azureml_backend_fills_models(repo, ml, monkeypatch, 
     assert main(["train", "--data", "data/raw", "--out", "elsewhere"]) == 1
     assert "train --out elsewhere: the Azure ML backend runs dvc.yaml" in capsys.readouterr().err
     assert len(ml.jobs.jobs) == 1
+
+
+def test_a_sweep_trial_trains_with_its_own_regularization(repo, ml):
+    """The trial command (set_param, then the train command) run as a node would run it."""
+    import json
+
+    ml.jobs.execute = True
+    plan = _plan(repo, sweep=True)
+    value = plan.settings.sweep.values[-1]
+    assert value != plan.params["regularization"]
+    best = remote.sweep(ml, plan)
+    trained = json.loads(ml.jobs.jobs[best].outputs["model.json"])
+    assert trained["params"]["regularization"] == value
+    (model,) = ml.models.registered
+    assert model.tags["regularization"] == str(value)  # logged by train itself, via MLflow
+    assert float(model.tags["accuracy"]) == pytest.approx(trained["test_accuracy"])
+    assert (repo / "params.yaml").read_text() == (
+        plan.build_dir / "code" / "params.yaml"
+    ).read_text()
