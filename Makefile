@@ -61,6 +61,11 @@ test-storage: $(STAMP) ## Test dvc push/pull against Azurite, the Azure Storage 
 	python tests/azurite_support.py install
 	pytest -m azurite
 
+.PHONY: bench-storage
+bench-storage: $(STAMP) ## Time dvc push/pull of the real outputs: Azure (Azurite) vs a folder remote
+	python tests/azurite_support.py install
+	python tests/bench/bench_storage.py
+
 .PHONY: lint
 lint: $(STAMP) ## Lint the code (ruff) and the Dockerfile (hadolint)
 	ruff check src tests

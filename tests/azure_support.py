@@ -118,44 +118,62 @@ class FakeJobs:
         if self.script == "running":
             return
         job.status = "Completed"
-        if self.execute:
+        if type(job.spec).__name__ == "SweepJob":
+            # one trial stands for the grid: the last value, reported as the best
+            best = self._new_run()
+            if self.execute:
+                value = job.spec.search_space["regularization"].values[-1]
+                outputs = self._run_command(best, job.spec, {"regularization": value})
+            else:
+                outputs = dict(self.model_files)
+                self._log(best, {"accuracy": 0.95, "regularization rate": 0.1})
+            self.jobs[best] = FakeJob(best, None, "Completed", outputs=outputs)
+            job.properties["best_child_run_id"] = best
+        elif self.execute:
             job.outputs = self._run_command(name, job.spec)
         else:
             job.outputs = dict(self.model_files)
             self._log(name, self.metrics)
-        if type(job.spec).__name__ == "SweepJob":
-            best = self._new_run()
-            self._log(best, {"accuracy": 0.95, "regularization rate": 0.1})
-            self.jobs[best] = FakeJob(best, None, "Completed", outputs=dict(self.model_files))
-            job.properties["best_child_run_id"] = best
 
-    def _run_command(self, name: str, spec: Any) -> dict[str, bytes]:
-        """Run the job's command in its code folder, like Azure ML does on a node.
+    def _run_command(
+        self, name: str, spec: Any, search_space: dict[str, Any] | None = None
+    ) -> dict[str, bytes]:
+        """Run the job's (or a sweep trial's) command in its code folder, as a node would.
 
         Inputs resolve to the registered data asset's files, the output to an empty folder;
         the environment is the job's variables plus what Azure ML sets for MLflow.
         """
-        job = spec._to_job()
+        job = spec if type(spec).__name__ == "SweepJob" else spec._to_job()
+        trial = job.trial if type(spec).__name__ == "SweepJob" else job
         asset_name, version = job.inputs["data"].path.removeprefix("azureml:").split(":")
         data_path = str(self.data.get(asset_name, version=version).path)
-        out = Path(job.code).parent / f"outputs-{name}"
+        out = Path(trial.code).parent / f"outputs-{name}"
         out.mkdir()
-        command = job.command.replace("${{inputs.data}}", data_path)
+        scratch = out.parent / f"tmp-{name}"
+        scratch.mkdir()
+        command = trial.command.replace("${{inputs.data}}", data_path)
         command = command.replace("${{outputs.model}}", str(out))
+        for key, value in (search_space or {}).items():
+            command = command.replace(f"${{{{search_space.{key}}}}}", str(value))
+        assert "${{" not in command, command
         env = {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "HOME": os.environ.get("HOME", "/tmp"),
-            **job.environment_variables,
+            "TMPDIR": str(scratch),  # a node's scratch space; trials write their params copy here
+            **trial.environment_variables,
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "MLFLOW_RUN_ID": name,
             "MLFLOW_ALLOW_FILE_STORE": "true",
             "AZUREML_RUN_ID": name,
         }
         proc = subprocess.run(
-            command, shell=True, cwd=job.code, env=env, capture_output=True, text=True
+            command, shell=True, cwd=trial.code, env=env, capture_output=True, text=True
         )
         if proc.returncode != 0:
             raise AssertionError(f"job command failed: {command}\n{proc.stdout}\n{proc.stderr}")
+        if search_space:
+            trial_params = scratch / "mnist-repro-trial-params.yaml"
+            assert trial_params.is_file(), "the trial did not write its own params copy"
         return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
     def download(

@@ -234,3 +234,49 @@ def test_train_stage_on_the_azureml_backend_fills_models(repo, ml, monkeypatch, 
     assert main(["train", "--data", "data/raw", "--out", "elsewhere"]) == 1
     assert "train --out elsewhere: the Azure ML backend runs dvc.yaml" in capsys.readouterr().err
     assert len(ml.jobs.jobs) == 1
+
+
+def test_a_sweep_trial_trains_with_its_own_regularization(repo, ml):
+    """The trial command (set_param, then the train command) run as a node would run it."""
+    import json
+
+    ml.jobs.execute = True
+    plan = _plan(repo, sweep=True)
+    value = plan.settings.sweep.values[-1]
+    assert value != plan.params["regularization"]
+    best = remote.sweep(ml, plan)
+    trained = json.loads(ml.jobs.jobs[best].outputs["model.json"])
+    assert trained["params"]["regularization"] == value
+    (model,) = ml.models.registered
+    assert model.tags["regularization"] == str(value)  # logged by train itself, via MLflow
+    assert float(model.tags["accuracy"]) == pytest.approx(trained["test_accuracy"])
+    assert (repo / "params.yaml").read_text() == (
+        plan.build_dir / "code" / "params.yaml"
+    ).read_text()
+
+
+def test_dvc_repro_on_the_azureml_backend_records_the_downloaded_model(repo, tmp_path):
+    """`make train-remote`'s DVC step: dvc.lock records the model that came back from the job."""
+    import hashlib
+    from pathlib import Path
+
+    import yaml
+
+    from azure_support import FakeJobs
+    from support import run
+
+    site = Path(__file__).resolve().parent / "azure_fake_site"
+    env = {
+        "MNIST_TRAIN_BACKEND": "azureml",
+        "MNIST_REPRO_FAKE_AZURE": str(tmp_path / "mlruns"),
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+        "PYTHONPATH": str(site),
+    }
+    proc = run(["dvc", "repro", "--force", "--single-item", "train"], cwd=repo, env=env)
+    assert "submitted" in proc.stdout and "downloaded" in proc.stdout
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]
+    recorded = {Path(out["path"]).name: out["md5"] for out in lock["outs"]}
+    expected = FakeJobs("unused", None).model_files
+    assert recorded == {name: hashlib.md5(data).hexdigest() for name, data in expected.items()}
+    status = run(["dvc", "status", "train"], cwd=repo)
+    assert "up to date" in status.stdout, status.stdout

@@ -105,10 +105,12 @@ def test_sweep_spec(repo):
     assert job.limits.max_concurrent_trials == 3 and job.limits.max_total_trials == len(values)
     first, train = job.trial.command.split(" && ")
     assert first == (
-        "python -m mnist_repro.azure.set_param params.yaml /tmp/mnist-repro-trial-params.yaml "
+        "python -m mnist_repro.azure.set_param params.yaml "
+        "${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml "
         f"{plan.settings.sweep.param}=${{{{search_space.regularization}}}}"
     )
-    assert train == _expected_remote_command(repo) + " --params /tmp/mnist-repro-trial-params.yaml"
+    params = " --params ${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml"
+    assert train == _expected_remote_command(repo) + params
 
 
 def test_remote_command_rejects_commands_it_cannot_map():

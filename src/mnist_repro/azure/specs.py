@@ -200,7 +200,7 @@ def build_train_job(
     )
 
 
-TRIAL_PARAMS = "/tmp/mnist-repro-trial-params.yaml"
+TRIAL_PARAMS = "${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml"  # the shell expands it
 
 
 def sweep_command(train_command: str, sweep: SweepSettings) -> str:
