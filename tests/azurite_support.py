@@ -150,6 +150,10 @@ def connection_string(port: int) -> str:
     )
 
 
+class _PortTaken(RuntimeError):
+    pass
+
+
 class Azurite:
     """One ``azurite-blob`` process on 127.0.0.1, its data in ``location``.
 
@@ -161,8 +165,10 @@ class Azurite:
     def __init__(self, location: str | os.PathLike[str], port: int | None = None) -> None:
         self.location = Path(location)
         self.port = port or free_port()
+        self._may_move = port is None  # a port we picked may be taken before Azurite binds it
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.location.parent / f"{self.location.name}.azurite.log"
+        self._log_offset = 0
 
     @property
     def pid(self) -> int | None:
@@ -180,6 +186,20 @@ class Azurite:
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError(f"Azurite already runs as pid {self.process.pid}")
         self.location.mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):
+            self._spawn()
+            try:
+                self._wait_ready(timeout)
+            except _PortTaken:
+                if not self._may_move or attempt == 2:
+                    raise
+                self.port = free_port()
+                continue
+            self._may_move = False  # restarts keep the port the clients know
+            return self
+        raise AssertionError("unreachable")
+
+    def _spawn(self) -> None:
         cmd = [
             str(ensure_installed()),
             "--blobHost", "127.0.0.1",
@@ -191,6 +211,7 @@ class Azurite:
             "--loose",
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
+            self._log_offset = log.tell()
             self.process = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
@@ -198,15 +219,14 @@ class Azurite:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_ready(timeout)
-        return self
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(
+                error = _PortTaken if "EADDRINUSE" in self.log_text() else RuntimeError
+                raise error(
                     f"Azurite exited with {self.process.returncode} before answering; "
                     f"its log:\n{self.log_text()}"
                 )
@@ -224,7 +244,10 @@ class Azurite:
             time.sleep(0.2)
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """What the current (or last) Azurite process wrote to its log."""
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes()[self._log_offset :].decode(errors="replace")
 
     def _end(self, sig: signal.Signals, grace: float) -> None:
         if self.process is None or self.process.poll() is not None:
