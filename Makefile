@@ -91,6 +91,14 @@ clean: ## Remove caches and build files (keeps data/raw, the DVC cache and .venv
 	rm -rf build .pytest_cache .ruff_cache
 	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
 
+.PHONY: bench
+bench: bench-decode ## Benchmarks (real MNIST: MNIST_MIRROR=/work/shared/mnist make bench); last line: train speedup
+	python tests/bench/bench_train.py
+
+.PHONY: sweep
+sweep: $(STAMP) ## Regularization sweep as DVC experiments (params sweep) -> reports/sweep.md, figures/sweep.png
+	python -m mnist_repro sweep
+
 .PHONY: bench-decode
 bench-decode: $(STAMP) ## Time decoding the real MNIST files vs plain gzip (files: MNIST_MIRROR folder)
 	python tests/bench/bench_decode.py

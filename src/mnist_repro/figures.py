@@ -76,8 +76,9 @@ def confusion(matrix: np.ndarray, classes: list[int], title: str):
     worst = np.nanmax(errors) if k > 1 and np.nanmax(errors) > 0 else 1.0
     fig = _figure(7.2, 6.4)
     ax = fig.add_axes((0.11, 0.09, 0.72, 0.8))
-    reds = LinearSegmentedColormap.from_list("errors", ["#ffffff", "#f4a582", "#b2182b"])
-    reds.set_bad("#d9f0d3")
+    reds = LinearSegmentedColormap.from_list(
+        "errors", ["#ffffff", "#f4a582", "#b2182b"]
+    ).with_extremes(bad="#d9f0d3")
     shown = ax.imshow(np.ma.masked_invalid(errors), cmap=reds, vmin=0, vmax=worst)
     row_totals = matrix.sum(axis=1)
     for t in range(k):
@@ -191,9 +192,11 @@ def sweep(regularization: list[float], accuracy: list[float], tutorial: float, t
         label=f"tutorial's published accuracy {tutorial:.4f}",
     )
     ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:g}" for v in x])
+    ax.minorticks_off()
     ax.set_xlabel("regularization (C = 1 / regularization)")
     ax.set_ylabel("test accuracy")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=9)
+    ax.legend(loc="best", fontsize=9)
     ax.set_title(title)
     return fig

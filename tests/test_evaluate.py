@@ -1,0 +1,148 @@
+"""The evaluate stage: metrics that agree with scikit-learn, figures, plot data, stable bytes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mnist_repro import cli, evaluate
+from train_support import write_digits_mnist, write_params
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Raw digits files, their decoded npz and a model trained on them (shared, read-only)."""
+    root = tmp_path_factory.mktemp("evaluate")
+    raw = write_digits_mnist(root / "raw")
+    params = write_params(root / "params.yaml", {"max_iter": 200}, evaluate={"mistakes": 16})
+    assert cli.main(["decode", "--raw", str(raw), "--out", str(root / "processed")]) == 0
+    args = ["--params", str(params), "--data", str(raw), "--out", str(root / "models")]
+    assert cli.main(["train", *args]) == 0
+    return root, params
+
+
+def _evaluate(root, params, out):
+    return cli.main(
+        [
+            "evaluate",
+            "--params", str(params),
+            "--data", str(root / "processed/mnist.npz"),
+            "--model", str(root / "models"),
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+
+
+def test_metrics_agree_with_the_model_and_scikit_learn(trained, tmp_path):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from mnist_repro import model
+    from mnist_repro.decode import load_npz
+
+    root, params = trained
+    assert _evaluate(root, params, tmp_path) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    meta = json.loads((root / "models/model.json").read_text())
+    arrays = load_npz(root / "processed/mnist.npz")
+    estimator = model.load_model(root / "models/model.skops")
+    pred = estimator.predict(model.features(arrays["test_images"], "float32"))
+    truth = arrays["test_labels"]
+
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(truth, pred), abs=1e-6)
+    assert metrics["accuracy"] == pytest.approx(meta["test_accuracy"], abs=1e-6)
+    assert metrics["accuracy"] >= 0.9  # real digits: far above chance (0.1)
+    assert metrics["macro_f1"] == pytest.approx(f1_score(truth, pred, average="macro"), abs=1e-6)
+    assert metrics["regularization rate"] == 0.5
+    assert metrics["train_size"] == 1200 and metrics["test_size"] == len(truth) == 597
+    assert 0 < metrics["log_loss"] < 1
+    assert sorted(metrics["per_class"], key=int) == [str(d) for d in range(10)]
+    assert sum(row["support"] for row in metrics["per_class"].values()) == len(truth)
+    for row in metrics["per_class"].values():
+        assert {"precision", "recall", "f1", "support"} <= set(row)
+
+
+def test_figures_and_confusion_plot_data(trained, tmp_path):
+    root, params = trained
+    assert _evaluate(root, params, tmp_path) == 0
+    for rel in evaluate.FIGURES.values():
+        data = (tmp_path / rel).read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        assert b"Software" not in data and b"matplotlib" not in data.lower()
+    rows = (tmp_path / evaluate.CONFUSION_DATA).read_text().splitlines()
+    assert rows[0] == "actual,predicted"
+    assert len(rows) == 1 + 597
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    agree = sum(1 for row in rows[1:] if row.split(",")[0] == row.split(",")[1])
+    assert agree / 597 == pytest.approx(metrics["accuracy"], abs=1e-6)
+
+
+def test_two_runs_give_identical_bytes(trained, tmp_path):
+    root, params = trained
+    for run in ("a", "b"):
+        assert _evaluate(root, params, tmp_path / run) == 0
+    names = ["metrics.json", evaluate.CONFUSION_DATA, *evaluate.FIGURES.values()]
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_sample_seed_changes_the_digits_figure_only(trained, tmp_path):
+    root, params = trained
+    other = write_params(
+        tmp_path / "other.yaml", {"max_iter": 200}, evaluate={"mistakes": 16, "sample_seed": 7}
+    )
+    assert _evaluate(root, params, tmp_path / "a") == 0
+    assert _evaluate(root, other, tmp_path / "b") == 0
+    digits = evaluate.FIGURES["digits"]
+    assert (tmp_path / "a" / digits).read_bytes() != (tmp_path / "b" / digits).read_bytes()
+    confusion = evaluate.FIGURES["confusion"]
+    assert (tmp_path / "a" / confusion).read_bytes() == (tmp_path / "b" / confusion).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"sample_digits": 0}, "evaluate.sample_digits"),
+        ({"sample_digits": 500}, "evaluate.sample_digits"),
+        ({"mistakes": -1}, "evaluate.mistakes"),
+        ({"sample_seed": "x"}, "evaluate.sample_seed"),
+        ({"colour": "red"}, "evaluate.colour"),
+    ],
+)
+def test_bad_params_are_one_line(tmp_path, capsys, section, named):
+    params = write_params(tmp_path / "params.yaml", {}, evaluate=section)
+    assert _evaluate(tmp_path, params, tmp_path / "out") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_model_is_one_line(tmp_path, capsys):
+    params = write_params(tmp_path / "params.yaml", {}, evaluate={})
+    assert _evaluate(tmp_path, params, tmp_path / "out") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: {tmp_path / 'models' / 'model.json'}: not found (run the train stage first)"
+    ]
+
+
+def test_most_confident_mistakes_order():
+    truth = np.array([0, 1, 2, 3, 4, 5])
+    pred = np.array([0, 2, 2, 0, 1, 1])
+    confidence = np.array([0.99, 0.6, 0.9, 0.8, 0.6, 0.95])
+    # Wrong: 1 (0.6), 3 (0.8), 4 (0.6), 5 (0.95); ties broken by index.
+    assert evaluate.most_confident_mistakes(truth, pred, confidence, 3).tolist() == [5, 3, 1]
+    assert evaluate.most_confident_mistakes(truth, pred, confidence, 10).tolist() == [5, 3, 1, 4]
+    assert evaluate.most_confident_mistakes(truth, truth, confidence, 10).tolist() == []
+
+
+def test_confusion_matrix_counts_true_rows_predicted_columns():
+    from sklearn.metrics import confusion_matrix as reference
+
+    rng = np.random.default_rng(0)
+    truth, pred = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
+    ours = evaluate.confusion_matrix(truth, pred, list(range(10)))
+    np.testing.assert_array_equal(ours, reference(truth, pred, labels=list(range(10))))
