@@ -150,6 +150,15 @@ def connection_string(port: int) -> str:
     )
 
 
+def _end_with_parent() -> None:
+    """In the child: on Linux, get SIGTERM when the test process dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class _PortTaken(RuntimeError):
     pass
 
@@ -218,6 +227,7 @@ class Azurite:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_end_with_parent,
             )
 
     def _wait_ready(self, timeout: float) -> None:
