@@ -191,8 +191,11 @@ chmod -R a+rX "$WORK/mirror"   # the synthetic files are written 0600 (temp file
 stage "synthetic MNIST mirror and repo copies ready"
 
 # --- the pipeline inside the image ------------------------------------------------------------
+# podman adds a passwd entry for an unknown --user uid by default; Docker does not: run as Docker.
+RUN_FLAGS=(--rm --name "$NAME" --network host)
+[[ $ENGINE == podman ]] && RUN_FLAGS+=(--passwd=false)
 STARTED_CONTAINER=1
-"$ENGINE" run --rm --name "$NAME" --network host --user "$RUN_UID:$RUN_GID" \
+"$ENGINE" run "${RUN_FLAGS[@]}" --user "$RUN_UID:$RUN_GID" \
     -v "$WORK/repo:/workspace" -v "$WORK/mirror:/mnist-mirror:ro" -e MNIST_MIRROR=/mnist-mirror \
     "$IMAGE" dvc repro 2>&1 | sed 's/^/    | /'
 stage "dvc repro inside the image as uid $RUN_UID:$RUN_GID"
@@ -204,8 +207,25 @@ stage "dvc repro in the virtual environment (for comparison)"
 
 "$PY" "$REPO/tests/docker/check_outputs.py" "$WORK/repo" "$RUN_UID" --same-as "$WORK/venv-repo"
 
+# The Azure ML job's command in the image: code folder read-only, the raw files as an input
+# mount, outputs elsewhere, run metrics to MLflow (a local file store stands in for the job's).
+mkdir -p "$WORK/job"
+[[ $(id -u) == 0 ]] && chown "$RUN_UID:$RUN_GID" "$WORK/job"
+"$ENGINE" run "${RUN_FLAGS[@]}" --user "$RUN_UID:$RUN_GID" -v "$WORK/repo:/workspace:ro" \
+    -v "$WORK/mirror:/inputs/data:ro" -v "$WORK/job:/outputs" \
+    -e MLFLOW_TRACKING_URI=file:///outputs/mlruns -e MLFLOW_ALLOW_FILE_STORE=true \
+    "$IMAGE" python -m mnist_repro train --data /inputs/data --out /outputs/model 2>&1 | sed 's/^/    | /'
+cmp -s "$WORK/job/model/model.skops" "$WORK/repo/models/model.skops" \
+    || die "the job command's model.skops differs from the one dvc repro made"
+for metric in accuracy "regularization rate"; do
+    logged=$(cat "$WORK/job/mlruns/"*/*/metrics/"$metric" 2>/dev/null) \
+        || die "no '$metric' run metric in MLflow ($WORK/job/mlruns)"
+    echo "MLflow run metric '$metric': $(cut -d' ' -f2 <<<"$logged")"
+done
+stage "Azure ML job command in the image (read-only code, MLflow): same model.skops"
+
 # DVC and git on a repository owned by another uid (root here, or 0 vs the caller's uid).
-STATUS=$("$ENGINE" run --rm --name "$NAME" --network host --user 0:0 -v "$WORK/repo:/workspace" \
+STATUS=$("$ENGINE" run "${RUN_FLAGS[@]}" --user 0:0 -v "$WORK/repo:/workspace" \
     "$IMAGE" sh -c 'git rev-parse --short HEAD && dvc status' 2>&1) || die "dvc status as another uid failed: $STATUS"
 grep -q "up to date" <<<"$STATUS" || die "dvc status after the run is not clean: $STATUS"
 stage "dvc status as another uid: up to date"

@@ -90,30 +90,19 @@ def make_plan(
     }
     environment_ref = specs.asset_ref(settings.environment, environment_version)
     data_ref = specs.asset_ref(settings.data_asset, data_version)
+    job = specs.build_train_job(
+        settings,
+        command=specs.sweep_command(remote_command, settings.sweep) if sweep else remote_command,
+        code_dir=code_dir,
+        environment=environment_ref,
+        data=data_ref,
+        display_name=f"{'sweep trial' if sweep else 'train'} {short}",
+        tags=tags,
+        environment_variables=env_vars,
+        extra_inputs={specs.SWEEP_INPUT: settings.sweep.values[0]} if sweep else None,
+    )
     if sweep:
-        trial = specs.build_train_job(
-            settings,
-            command=specs.sweep_command(remote_command, settings.sweep),
-            code_dir=code_dir,
-            environment=environment_ref,
-            data=data_ref,
-            display_name=f"sweep trial {short}",
-            tags=tags,
-            environment_variables=env_vars,
-            extra_inputs={specs.SWEEP_INPUT: settings.sweep.values[0]},
-        )
-        job = specs.build_sweep_job(settings, trial)
-    else:
-        job = specs.build_train_job(
-            settings,
-            command=remote_command,
-            code_dir=code_dir,
-            environment=environment_ref,
-            data=data_ref,
-            display_name=f"train {short}",
-            tags=tags,
-            environment_variables=env_vars,
-        )
+        job = specs.build_sweep_job(settings, job)
     return Plan(
         settings=settings,
         local_command=local_command,

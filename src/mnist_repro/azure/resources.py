@@ -35,31 +35,38 @@ def ensure_compute(ml: Any, compute: Any) -> Any:
     return ml.compute.begin_create_or_update(compute).result()
 
 
-def ensure_environment(ml: Any, environment: Any) -> Any:
-    """Reuse ``name:version`` (version = hash of docker/); else register it (Azure builds it)."""
+def _ensure_asset(operations: Any, asset: Any, kind: str, reused: str, creating: str) -> Any:
+    """Reuse asset ``name:version`` (its version is a content hash), else create it."""
+    ref = f"{asset.name}:{asset.version}"
     try:
-        existing = ml.environments.get(environment.name, version=environment.version)
-        print(f"environment: reusing {environment.name}:{environment.version} (docker/ unchanged)")
-        return existing
+        existing = operations.get(asset.name, version=asset.version)
     except _not_found():
-        pass
-    print(
-        f"environment: registering {environment.name}:{environment.version} from docker/ "
-        "(Azure ML builds the image on first use, a few minutes)"
+        print(f"{kind}: {creating.format(ref=ref)}")
+        return operations.create_or_update(asset)
+    print(f"{kind}: reusing {ref} ({reused})")
+    return existing
+
+
+def ensure_environment(ml: Any, environment: Any) -> Any:
+    """The environment built from docker/: registered once per content of docker/."""
+    return _ensure_asset(
+        ml.environments,
+        environment,
+        "environment",
+        reused="docker/ unchanged",
+        creating="registering {ref} from docker/ (Azure ML builds the image on first use)",
     )
-    return ml.environments.create_or_update(environment)
 
 
 def ensure_data(ml: Any, data: Any) -> Any:
-    """Reuse ``name:version`` (version = content hash of the files); else upload and register."""
-    try:
-        existing = ml.data.get(data.name, version=data.version)
-        print(f"data: reusing {data.name}:{data.version} (files unchanged, no upload)")
-        return existing
-    except _not_found():
-        pass
-    print(f"data: uploading {data.path} as {data.name}:{data.version}")
-    return ml.data.create_or_update(data)
+    """The data asset: uploaded and registered once per content of the files."""
+    return _ensure_asset(
+        ml.data,
+        data,
+        "data",
+        reused="files unchanged, no upload",
+        creating=f"uploading {data.path} as {{ref}}",
+    )
 
 
 def delete_compute(ml: Any, name: str) -> bool:
