@@ -146,8 +146,9 @@ class FakeJobs:
         job = spec if type(spec).__name__ == "SweepJob" else spec._to_job()
         trial = job.trial if type(spec).__name__ == "SweepJob" else job
         asset_name, version = job.inputs["data"].path.removeprefix("azureml:").split(":")
-        data_path = str(self.data.get(asset_name, version=version).path)
-        out = Path(trial.code).parent / f"outputs-{name}"
+        data_path = str(Path(self.data.get(asset_name, version=version).path).resolve())
+        code = Path(trial.code).resolve()
+        out = code.parent / f"outputs-{name}"
         out.mkdir()
         scratch = out.parent / f"tmp-{name}"
         scratch.mkdir()
@@ -167,7 +168,7 @@ class FakeJobs:
             "AZUREML_RUN_ID": name,
         }
         proc = subprocess.run(
-            command, shell=True, cwd=trial.code, env=env, capture_output=True, text=True
+            command, shell=True, cwd=code, env=env, capture_output=True, text=True
         )
         if proc.returncode != 0:
             raise AssertionError(f"job command failed: {command}\n{proc.stdout}\n{proc.stderr}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mnist_repro.azure.settings import load_settings
 from mnist_repro.errors import MnistReproError
@@ -77,4 +78,15 @@ def test_bad_params_value_names_the_key(tmp_path):
     text = PARAMS.read_text().replace("max_nodes: 4", "max_nodes: lots")
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(MnistReproError, match=r"params.yaml: azure.compute.max_nodes"):
+        load_settings(tmp_path / "params.yaml", environ={})
+
+
+def test_sweep_values_default_to_the_local_sweeps(tmp_path):
+    text = PARAMS.read_text()
+    local = yaml.safe_load(text)["sweep"]["regularization"]
+    assert load_settings(PARAMS, environ={}).sweep.values == tuple(float(v) for v in local)
+    (tmp_path / "params.yaml").write_text(text.replace("values: null", "values: [0.3, 3]"))
+    assert load_settings(tmp_path / "params.yaml", environ={}).sweep.values == (0.3, 3.0)
+    (tmp_path / "params.yaml").write_text(text.replace("values: null", "values: [0, 1]"))
+    with pytest.raises(MnistReproError, match=r"azure\.sweep\.values: expected a list"):
         load_settings(tmp_path / "params.yaml", environ={})

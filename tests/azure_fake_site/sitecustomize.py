@@ -1,7 +1,8 @@
-"""Put the MLClient stand-in under a subprocess (``dvc repro`` runs the train stage as one).
+"""Put the MLClient stand-in under subprocesses (``make``, ``dvc repro`` and the stages).
 
 Active only when ``MNIST_REPRO_FAKE_AZURE`` names a folder (the stand-in's MLflow store);
-tests put this folder first on PYTHONPATH. Nothing in src/ knows about it.
+tests put this folder first on PYTHONPATH. ``MNIST_REPRO_FAKE_AZURE_EXECUTE=1`` makes the
+stand-in run each job's command as a node would. Nothing in src/ knows about it.
 """
 
 import os
@@ -11,11 +12,18 @@ if os.environ.get("MNIST_REPRO_FAKE_AZURE"):
     from pathlib import Path
 
     import mnist_repro.azure.cli as _remote_cli
+    import mnist_repro.azure.config as _config
 
     def _fake_client(cfg):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from azure_support import FakeMLClient
 
-        return FakeMLClient(Path(os.environ["MNIST_REPRO_FAKE_AZURE"]))
+        ml = FakeMLClient(Path(os.environ["MNIST_REPRO_FAKE_AZURE"]))
+        ml.jobs.execute = os.environ.get("MNIST_REPRO_FAKE_AZURE_EXECUTE") == "1"
+        return ml
+
+    def _fake_credential():
+        return object()  # no Azure here: the stand-in needs no token
 
     _remote_cli.client = _fake_client
+    _config.check_credential = _fake_credential

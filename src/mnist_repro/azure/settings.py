@@ -97,19 +97,24 @@ def compute_settings(
 
 
 def sweep_settings(section: Mapping[str, Any], params_path: Path) -> SweepSettings:
+    """``azure.sweep``; its values default to the local sweep's (``sweep.regularization``)."""
     where = f"{params_path}: azure.sweep"
     if not isinstance(section, Mapping):
         raise MnistReproError(f"{where}: expected a mapping")
+    values = section.get("values")
+    values_where = f"{where}.values"
+    if values is None:
+        values = load_section("sweep", params_path).get("regularization")
+        values_where = f"{params_path}: sweep.regularization (azure.sweep.values is null)"
     param = section.get("param")
     if not isinstance(param, str) or not re.match(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$", param):
         raise MnistReproError(f"{where}.param: expected a dotted params key, got {param!r}")
-    values = section.get("values")
     if (
         not isinstance(values, list)
         or not values
         or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values)
     ):
-        raise MnistReproError(f"{where}.values: expected a list of positive numbers")
+        raise MnistReproError(f"{values_where}: expected a list of positive numbers")
     goal = str(section.get("goal", "maximize")).lower()
     if goal not in ("maximize", "minimize"):
         raise MnistReproError(f"{where}.goal: expected maximize or minimize, got {goal!r}")
