@@ -154,7 +154,7 @@ def mistakes(
             continue
         ax.imshow(images[i], cmap=INK, vmin=0, vmax=255)
         ax.set_title(
-            f"true {int(true[i])} \u2192 {int(predicted[i])}\n{100 * confidence[i]:.1f}% sure",
+            f"true {int(true[i])} \u2192 {int(predicted[i])}\n{_percent(confidence[i])} sure",
             fontsize=9,
             color="#b2182b",
             linespacing=1.15,
@@ -164,6 +164,11 @@ def mistakes(
         fig.text(0.5, 0.4, "no mistakes on the test set", ha="center", fontsize=12)
     fig.suptitle(title, y=0.995, va="top", fontsize=11)
     return fig
+
+
+def _percent(p: float) -> str:
+    """A probability as a percentage that never rounds up to a certain-looking 100.0%."""
+    return ">99.9%" if p >= 0.9995 else f"{100 * p:.1f}%"
 
 
 def sweep(regularization: list[float], accuracy: list[float], tutorial: float, title: str):

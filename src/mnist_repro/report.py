@@ -110,8 +110,12 @@ def render(
         "",
         f"Test accuracy **{acc:.4f}** with the `{meta['preset']}` preset: "
         f"{abs(diff):.2f} percentage points {verdict} the **{tutorial:.4f}** the Azure ML "
-        "tutorial published for the same model family and regularization rate"
-        + (f" ({params['regularization']:g} there)." if params["regularization"] == 0.5 else "."),
+        "tutorial published for its one-vs-rest logistic regression at regularization rate 0.5"
+        + (
+            "."
+            if params["regularization"] == 0.5
+            else f" (this run: {params['regularization']:g}, so not a like-for-like comparison)."
+        ),
         "",
         "## Metrics",
         "",

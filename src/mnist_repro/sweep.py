@@ -53,10 +53,10 @@ def dvc(*args: str) -> str:
 
 
 def collect(show: list[dict[str, Any]], values: list[float]) -> list[dict[str, Any]]:
-    """The newest experiment per swept value, from ``dvc exp show --json`` (baseline = HEAD)."""
-    baseline = next((e for e in show if e.get("rev") != "workspace"), None)
+    """The newest experiment per swept value, from ``dvc exp show --json``."""
     found: dict[float, dict[str, Any]] = {}
-    for group in (baseline or {}).get("experiments") or []:
+    groups = [g for e in show if e.get("rev") != "workspace" for g in e.get("experiments") or []]
+    for group in groups:
         for rev in group.get("revs") or []:
             data = rev.get("data") or {}
             params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
@@ -119,26 +119,37 @@ def render(rows: list[dict[str, Any]], tutorial: float, preset: str) -> str:
     return "\n".join(lines)
 
 
+def _head() -> str | None:
+    proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--collect-only", action="store_true", help="skip running; rewrite the report from exps"
     )
     parser.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+    parser.add_argument("--rev", help="baseline commit of the experiments (default: HEAD)")
 
 
 def run(args: argparse.Namespace) -> int:
     values = validate_params(load_section(STAGE, args.params), str(args.params))
     train_params = load_section("train", args.params)
     tutorial = float(load_section("report", args.params).get("tutorial_accuracy", 0.9204))
+    # The experiments hang off the commit checked out when they were queued.
+    baseline = args.rev or _head()
     if not args.collect_only:
         for value in values:
             progress.say(STAGE, f"queueing train.regularization={value:g}")
             dvc("exp", "run", "--queue", "-S", f"train.regularization={value!r}")
         progress.say(STAGE, f"running {len(values)} experiments, one at a time")
         dvc("exp", "run", "--run-all", "--jobs", "1")
-    rows = collect(json.loads(dvc("exp", "show", "--json")), values)
+    show = dvc("exp", "show", "--json", *(["--rev", baseline] if baseline else []))
+    rows = collect(json.loads(show), values)
     if not rows:
-        raise MnistReproError("dvc exp show: no sweep experiments on top of the current commit")
+        raise MnistReproError(
+            f"dvc exp show: no sweep experiments on top of commit {baseline or 'HEAD'}"
+        )
     out = Path(args.out)
     write_text(out / "sweep.md", render(rows, tutorial, str(train_params.get("preset", "fast"))))
     done = [r for r in rows if r["accuracy"] is not None]
