@@ -62,7 +62,9 @@ def test_job_inputs_outputs_code_and_metadata(repo):
         ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert job.tags["git_commit"] == commit == job.environment_variables["MNIST_REPRO_GIT_COMMIT"]
-    assert commit[:8] in job.display_name
+    dirty = "+dirty" if job.tags["git_dirty"] == "True" else ""  # the copy's params were edited
+    assert job.display_name == f"train {commit[:8]}{dirty} preset=fast regularization=0.5"
+    assert job.tags["train.regularization"] == "0.5" and job.tags["train.preset"] == "fast"
     assert job.tags["data_version"] == plan.data_version
     # the code folder: the package and params.yaml, nothing else (small upload, no data)
     code = Path(job.code)

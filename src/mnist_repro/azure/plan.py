@@ -83,6 +83,10 @@ def make_plan(
         **specs.flatten("train", train_params),
     }
     short = commit[:8] + ("+dirty" if dirty else "")
+    knobs = " ".join(
+        f"{k}={train_params[k]}" for k in ("preset", "regularization") if k in train_params
+    )
+    short = f"{short} {knobs}".strip()
     env_vars = {
         "PYTHONPATH": "src",
         "MNIST_REPRO_GIT_COMMIT": commit,
