@@ -19,3 +19,9 @@ def test_own_version_without_installed_metadata(monkeypatch: pytest.MonkeyPatch)
     versions = provenance.package_versions(("mnist-repro", "numpy"))
     assert versions["mnist-repro"] == mnist_repro.__version__
     assert versions["numpy"] == "not installed"
+
+
+def test_python_recorded_without_patch_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The venv (3.11.7), the stand-in image (3.11.2) and Azure ML must write the same model.json.
+    monkeypatch.setattr(provenance.platform, "python_version_tuple", lambda: ("3", "11", "2"))
+    assert provenance.package_versions(("numpy",))["python"] == "3.11"

@@ -58,10 +58,15 @@ def git_dirty(cwd: str | os.PathLike[str] = ".") -> bool | None:
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     """Installed versions of the packages that decide the results, plus Python's.
 
+    Python is recorded as ``major.minor``: a patch release does not change the numbers, and
+    the venv, the image and the Azure ML job may run different ones (3.11.7 here, Debian's
+    3.11.2, python:3.11-slim's latest), which would otherwise make model.json differ.
+    The full version goes into the run record (:func:`python_version`).
+
     This project's own version comes from the source that runs (``mnist_repro.__version__``):
     the Docker image and the Azure ML job run it from ``src/`` without installing it.
     """
-    versions = {"python": platform.python_version()}
+    versions = {"python": ".".join(platform.python_version_tuple()[:2])}
     for name in names:
         if name == "mnist-repro":
             versions[name] = __version__
@@ -71,6 +76,11 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def python_version() -> str:
+    """The interpreter's full version and build, for run records."""
+    return f"{platform.python_version()} ({platform.python_implementation()})"
 
 
 def file_hashes(paths: list[Path]) -> dict[str, str]:

@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     config = validate_params(load_section(STAGE, args.params), source=str(args.params))
     tracking.check()
     from mnist_repro import decode
-    from mnist_repro.provenance import file_hashes, git_commit, git_dirty
+    from mnist_repro.provenance import file_hashes, git_commit, git_dirty, python_version
 
     data_dir = Path(args.data)
     if not data_dir.is_dir():
@@ -212,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
         "host": platform.node(),
+        "python": python_version(),
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": {
             "load": round(load_s, 3),
