@@ -6,6 +6,7 @@ import hashlib
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -23,36 +24,32 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def git_commit(cwd: str | os.PathLike[str] = ".") -> str:
-    """The checked-out commit, or ``unknown`` outside git.
+def _git(args: list[str], cwd: str | os.PathLike[str]) -> str | None:
+    """Output of a git command, or None outside a checkout (or without git)."""
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def git_commit(cwd: str | os.PathLike[str] = ".", paths: Sequence[str] = ()) -> str:
+    """The checked-out commit (the last one touching ``paths``, if given); ``unknown`` outside git.
 
     ``MNIST_REPRO_GIT_COMMIT`` overrides it, for places without a ``.git`` folder
     (a container or an Azure ML job that received only the source).
     """
     if env := os.environ.get("MNIST_REPRO_GIT_COMMIT"):
         return env
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit
+    args = ["log", "-1", "--format=%H", "--", *paths] if paths else ["rev-parse", "HEAD"]
+    return _git(args, cwd) or "unknown"
 
 
-def git_dirty(cwd: str | os.PathLike[str] = ".") -> bool | None:
-    """Whether tracked files differ from the commit (``None`` outside git)."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return bool(out.strip())
+def git_dirty(cwd: str | os.PathLike[str] = ".", paths: Sequence[str] = ()) -> bool | None:
+    """Whether tracked files (under ``paths``, if given) differ from HEAD; None outside git."""
+    out = _git(["status", "--porcelain", "--untracked-files=no", "--", *paths], cwd)
+    return None if out is None else bool(out)
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:

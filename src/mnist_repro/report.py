@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from mnist_repro import progress
 from mnist_repro.atomic import write_text
 from mnist_repro.errors import MnistReproError
 from mnist_repro.params import load_section
+from mnist_repro.provenance import git_commit, git_dirty
 
 STAGE = "report"
 PARAM_KEYS = ("tutorial_accuracy",)
@@ -61,28 +61,12 @@ def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dic
 def code_commit(cwd: str | os.PathLike[str] = ".") -> str:
     """The last commit that changed src/, dvc.yaml or params.yaml, ``+ uncommitted changes``
     when they differ from it; ``MNIST_REPRO_GIT_COMMIT`` overrides (no .git folder)."""
-    if env := os.environ.get("MNIST_REPRO_GIT_COMMIT"):
-        return env
-    try:
-        commit = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", *CODE_PATHS],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    if not commit:
-        return "unknown (no commit yet)"
-    return f"{commit} + uncommitted changes" if dirty else commit
+    if os.environ.get("MNIST_REPRO_GIT_COMMIT"):
+        return git_commit(cwd)
+    commit = git_commit(cwd, CODE_PATHS)
+    if commit == "unknown":
+        return "unknown (not a git checkout or no commit yet)"
+    return f"{commit} + uncommitted changes" if git_dirty(cwd, CODE_PATHS) else commit
 
 
 def _read_json(path: Path, made_by: str) -> dict[str, Any]:
