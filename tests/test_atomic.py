@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from mnist_repro.atomic import atomic_open, atomic_path, write_text
+from mnist_repro.atomic import atomic_open, atomic_path, remove_stale_temps, write_text
 
 
 def test_write_text_replaces_the_file_and_leaves_no_temp(tmp_path):
@@ -40,3 +40,15 @@ def test_result_follows_the_umask_not_mkstemp_0600(tmp_path):
 def test_atomic_open_refuses_read_modes(tmp_path):
     with pytest.raises(ValueError), atomic_open(tmp_path / "f", "r"):
         pass
+
+
+def test_remove_stale_temps_deletes_only_leftovers_of_that_file(tmp_path):
+    target = tmp_path / "a.gz"
+    with atomic_path(target) as tmp:  # learn the real temp name pattern from a live write
+        leftover = tmp.with_name(tmp.name.replace(tmp.name.split(".")[-2], "killed"))
+        leftover.write_bytes(b"partial")
+        tmp.write_bytes(b"done")
+    other = tmp_path / ".b.gz.x.tmp"
+    other.write_bytes(b"another file's temp")
+    assert remove_stale_temps(target) == [leftover]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.gz.x.tmp", "a.gz"]

@@ -550,3 +550,15 @@ def test_cli_out_must_be_a_folder(http_mirror, payloads, tmp_path, capsys):
     assert cli.main(["download", "--params", str(params), "--out", str(tmp_path / "raw")]) == 1
     assert capsys.readouterr().err == f"error: {tmp_path / 'raw'}: exists and is not a folder\n"
     assert http_mirror.requests == []
+
+
+def test_partial_download_left_by_a_killed_run_is_removed(tmp_path, http_mirror):
+    # SIGKILL cannot clean up; the next run must not leave the leftover inside data/raw.
+    payloads = {"a.gz": b"A" * 1000}
+    http_mirror.files = payloads
+    out = tmp_path / "raw"
+    out.mkdir()
+    (out / ".a.gz.k1ll3d.tmp").write_bytes(b"A" * 400)
+    _, log = fetch_all(payloads, [http_mirror.url("good")], out)
+    assert_exact_files(out, payloads)
+    assert ".a.gz.k1ll3d.tmp: removed a partial download" in log

@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}."
+
+
+def remove_stale_temps(final: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files that a killed writer of ``final`` left beside it; return them.
+
+    Ctrl-C and exceptions clean up after themselves; SIGKILL or a power cut cannot, and a
+    leftover would otherwise become part of a DVC output folder.
+    """
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    stale = sorted(final.parent.glob(f"{glob.escape(_temp_prefix(final))}*{TEMP_SUFFIX}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _current_umask() -> int:
@@ -25,7 +47,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=TEMP_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from mnist_repro.atomic import atomic_path
+from mnist_repro.atomic import atomic_path, remove_stale_temps
 from mnist_repro.errors import MnistReproError
 from mnist_repro.params import load_section
 from mnist_repro.provenance import sha256_file
@@ -511,6 +511,8 @@ def download_all(
     log = log or sys.stderr
     result = {}
     for spec in settings.files:
+        for stale in remove_stale_temps(out_dir / spec.name):
+            warn(log, f"{stale}: removed a partial download left by an interrupted run")
         problem = check_file(out_dir / spec.name, spec)
         if problem is None:
             result[spec.name] = "present"
