@@ -110,7 +110,25 @@ def test_both_presets_learn_real_handwritten_digits(digits_split, preset):
         assert len(facts["n_iter"]) == 10  # one binary liblinear model per digit
         assert type(estimator).__name__ == "OneVsRestClassifier"
     else:
-        assert type(estimator).__name__ == "LogisticRegression"
+        assert [name for name, _ in estimator.steps] == ["center", "logreg"]
+        assert type(estimator[-1]).__name__ == "LogisticRegression"
+        assert facts["converged"]
+
+
+def test_centring_leaves_the_regularized_optimum_unchanged(digits_split):
+    """The intercept is unpenalized, so subtracting pixel means changes the path, not the goal."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mnist_repro import model
+
+    x_train, y_train, _, _ = digits_split
+    X = model.features(x_train[:300, ::2, ::2], "float64")  # 14x14 keeps it quick
+    y_train = y_train[:300]
+    tight = {"regularization": 0.5, "max_iter": 5000, "tol": 1e-8, "seed": 0}
+    centred = model.build_estimator("fast", **tight).fit(X, y_train)
+    plain = LogisticRegression(C=2.0, max_iter=5000, tol=1e-8).fit(X, y_train)
+    np.testing.assert_allclose(centred[-1].coef_, plain.coef_, atol=1e-4)
+    np.testing.assert_allclose(centred.predict_proba(X), plain.predict_proba(X), atol=1e-5)
 
 
 def test_shuffled_labels_stay_near_chance(digits_split):
@@ -126,8 +144,8 @@ def test_regularization_is_c_inverse(digits_split):
     x_train, y_train, _, _ = digits_split
     strong = train.validate_params({"regularization": 1000.0, "max_iter": 50})
     weak = train.validate_params({"regularization": 0.01, "max_iter": 50})
-    coef_strong = train.fit(strong, x_train, y_train)[0].coef_
-    coef_weak = train.fit(weak, x_train, y_train)[0].coef_
+    coef_strong = train.fit(strong, x_train, y_train)[0][-1].coef_
+    coef_weak = train.fit(weak, x_train, y_train)[0][-1].coef_
     assert np.linalg.norm(coef_strong) < 0.2 * np.linalg.norm(coef_weak)
 
 

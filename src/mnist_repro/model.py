@@ -7,8 +7,10 @@ Two presets fit the tutorial's regularized logistic regression (``C = 1 / regula
     pixels / 255. scikit-learn 1.9 removed ``multi_class`` and multiclass liblinear, so the
     one-vs-rest scheme the tutorial got implicitly is made explicit with ``OneVsRestClassifier``.
 ``fast`` (the default)
-    One multinomial (softmax) model fitted by L-BFGS on float32 pixels / 255: more accurate
-    than the tutorial's and many times faster (README, "The models").
+    One multinomial (softmax) model fitted by L-BFGS on float32 pixels / 255, centred (each
+    pixel's training mean subtracted): more accurate than the tutorial's and many times faster
+    (README, "The models"). The intercept is not penalized, so centring leaves the regularized
+    problem and its optimum unchanged; it only makes L-BFGS converge in far fewer iterations.
 
 The model file is skops, not pickle. :func:`load_model` accepts only the types in
 :data:`TRUSTED_TYPES` (an explicit allow-list, stricter than skops' defaults).
@@ -52,10 +54,13 @@ PRESETS: dict[str, Preset] = {
     ),
     "fast": Preset(
         name="fast",
-        description="multinomial LogisticRegression(solver='lbfgs') on float32 / 255",
+        description=(
+            "multinomial LogisticRegression(solver='lbfgs') on float32 / 255, pixels centred "
+            "(StandardScaler(with_std=False))"
+        ),
         dtype="float32",
         max_iter=100,
-        tol=1e-4,
+        tol=2e-4,
     ),
 }
 
@@ -68,9 +73,12 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "builtins.list",
     "builtins.str",
     "builtins.tuple",
+    "numpy.float64",
     "numpy.ndarray",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.multiclass.OneVsRestClassifier",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._label.LabelBinarizer",
 )
 
@@ -89,9 +97,13 @@ def build_estimator(
         )
         return OneVsRestClassifier(binary)
     if preset == "fast":
-        return LogisticRegression(
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        softmax = LogisticRegression(
             solver="lbfgs", C=C, max_iter=max_iter, tol=tol, random_state=seed
         )
+        return Pipeline([("center", StandardScaler(with_std=False)), ("logreg", softmax)])
     raise MnistReproError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
 
 
@@ -113,6 +125,8 @@ def features(images: np.ndarray, dtype: str) -> np.ndarray:
 
 def iterations(estimator: Any) -> list[int]:
     """The solver's iteration count(s): one per binary model for one-vs-rest."""
+    if hasattr(estimator, "steps"):  # a Pipeline: the classifier is the last step
+        estimator = estimator[-1]
     if hasattr(estimator, "estimators_"):
         return [int(np.max(e.n_iter_)) for e in estimator.estimators_]
     return [int(np.max(estimator.n_iter_))]
