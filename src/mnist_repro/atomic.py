@@ -1,11 +1,14 @@
-"""Write files so that a crash or Ctrl-C never leaves a partial file under its final name."""
+"""Write output files atomically (a crash or Ctrl-C never leaves a partial file under its
+final name) and with stable bytes (the same content always gives the same file)."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -75,3 +78,21 @@ def write_text(final: str | os.PathLike[str], text: str) -> None:
     """Atomically replace ``final`` with ``text`` (UTF-8, ``\\n`` line endings)."""
     with atomic_open(final, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
+
+
+def write_json(final: str | os.PathLike[str], data: object) -> None:
+    """Atomically write ``data`` as stable JSON: sorted keys, two-space indent, final newline."""
+    write_text(final, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def stable_zip_info(name: str) -> zipfile.ZipInfo:
+    """A zip entry header that does not depend on when or where it was written.
+
+    Fixed 1980 timestamp, Unix 0644 permissions, stored (zlib output can differ between
+    builds). ``numpy.savez`` and skops stamp the current time instead.
+    """
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.create_system = 3  # Unix, whatever the platform
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_STORED
+    return info

@@ -9,7 +9,6 @@ byte-identical on rerun and written atomically.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 import zipfile
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_repro import provenance
-from mnist_repro.atomic import atomic_open, write_text
+from mnist_repro.atomic import atomic_open, stable_zip_info, write_json
 from mnist_repro.errors import MnistReproError
 from mnist_repro.idx import read_idx
 
@@ -36,7 +35,6 @@ NPZ_NAME = "mnist.npz"
 SUMMARY_NAME = "summary.json"
 
 # Zip entries get this fixed timestamp (the earliest a zip can hold) instead of "now".
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def _check_images(path: Path, images: np.ndarray) -> None:
@@ -109,10 +107,7 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
     with atomic_open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
         for name in sorted(arrays):
             array = np.ascontiguousarray(arrays[name])
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE_TIME)
-            info.create_system = 3  # Unix, whatever the platform
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_STORED
+            info = stable_zip_info(f"{name}.npy")
             with zf.open(info, "w", force_zip64=array.nbytes > (1 << 30)) as entry:
                 np.lib.format.write_array(entry, array, allow_pickle=False)
 
@@ -191,6 +186,6 @@ def run(args: argparse.Namespace) -> int:
     npz_path = args.out / NPZ_NAME
     save_npz(npz_path, arrays)
     summary["npz"] = {"sha256": provenance.sha256_file(npz_path), "size": npz_path.stat().st_size}
-    write_text(args.out / SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_json(args.out / SUMMARY_NAME, summary)
     print(f"decode: wrote {npz_path} and {args.out / SUMMARY_NAME}", flush=True)
     return 0

@@ -13,16 +13,15 @@ Outputs (under ``--out``, default ``reports``):
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mnist_repro import figures, model, progress
-from mnist_repro.atomic import write_text
+from mnist_repro.atomic import write_json, write_text
 from mnist_repro.errors import MnistReproError
-from mnist_repro.params import load_section
+from mnist_repro.params import load_section, read_json
 
 STAGE = "evaluate"
 PARAM_KEYS = ("sample_digits", "sample_seed", "mistakes")
@@ -62,12 +61,7 @@ def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dic
 def read_metadata(model_dir: Path) -> dict[str, Any]:
     """The train stage's model.json."""
     path = model_dir / "model.json"
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MnistReproError(f"{path}: not found (run the train stage first)") from None
-    except json.JSONDecodeError as exc:
-        raise MnistReproError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    meta = read_json(path, "train")
     if meta.get("preset") not in model.PRESETS:
         raise MnistReproError(f"{path}: unknown preset {meta.get('preset')!r}")
     return meta
@@ -151,7 +145,7 @@ def evaluate(
         "train_size": len(arrays["train_labels"]),
         "test_size": len(y_true),
     }
-    write_text(out / METRICS_FILE, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_json(out / METRICS_FILE, metrics)
     write_text(out / CONFUSION_DATA, confusion_csv(y_true, y_pred))
 
     progress.say(STAGE, "drawing figures")

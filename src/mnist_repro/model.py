@@ -25,11 +25,13 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from mnist_repro.atomic import atomic_open, stable_zip_info
 from mnist_repro.errors import MnistReproError
 
 
@@ -139,6 +141,22 @@ def model_bytes(estimator: Any) -> bytes:
     return _canonical_zip(sio.dumps(estimator))
 
 
+def _json_objects(node: Any) -> Iterator[dict]:
+    """Every object (dict) in a parsed JSON document, each before its children.
+
+    Callers may change an object's scalar values while iterating; its children are read after.
+    """
+    if isinstance(node, dict):
+        yield node
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return
+    for child in children:
+        yield from _json_objects(child)
+
+
 def _canonical_zip(data: bytes) -> bytes:
     """Rewrite a skops zip: object ids and array file names renumbered in order of appearance,
     entries stored uncompressed with a fixed timestamp, so equal models give equal bytes."""
@@ -147,36 +165,22 @@ def _canonical_zip(data: bytes) -> bytes:
         ids: dict[int, int] = {}
         files: dict[str, str] = {}
 
-        def renumber(node: Any) -> None:
-            if isinstance(node, dict):
-                if isinstance(node.get("__id__"), int):
-                    node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
-                if isinstance(node.get("file"), str) and "__loader__" in node:
-                    old = node["file"]
-                    node["file"] = files.setdefault(old, f"{len(files):04d}.npy")
-                for value in node.values():
-                    renumber(value)
-            elif isinstance(node, list):
-                for value in node:
-                    renumber(value)
-
-        renumber(schema)
+        for node in _json_objects(schema):
+            if isinstance(node.get("__id__"), int):
+                node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+            if isinstance(node.get("file"), str) and "__loader__" in node:
+                node["file"] = files.setdefault(node["file"], f"{len(files):04d}.npy")
         entries = [(new, src.read(old)) for old, new in files.items()]
     entries.append(("schema.json", json.dumps(schema, indent=2).encode("utf-8")))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as dst:
         for name, payload in entries:
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.create_system = 3
-            info.external_attr = 0o644 << 16
-            dst.writestr(info, payload)
+            dst.writestr(stable_zip_info(name), payload)
     return out.getvalue()
 
 
 def save_model(estimator: Any, path: str | os.PathLike[str]) -> None:
     """Write ``estimator`` to ``path`` atomically as a canonical skops file."""
-    from mnist_repro.atomic import atomic_open
-
     with atomic_open(path, "wb") as fh:
         fh.write(model_bytes(estimator))
 
@@ -189,20 +193,11 @@ def file_types(path: str | os.PathLike[str]) -> set[str]:
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise MnistReproError(f"{path}: not a skops model file ({exc})") from None
 
-    found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("__class__"), str) and isinstance(node.get("__module__"), str):
-                found.add(f"{node['__module__']}.{node['__class__']}")
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
-    return found
+    return {
+        f"{node['__module__']}.{node['__class__']}"
+        for node in _json_objects(schema)
+        if isinstance(node.get("__class__"), str) and isinstance(node.get("__module__"), str)
+    }
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:

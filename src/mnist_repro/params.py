@@ -1,7 +1,11 @@
-"""Read sections of params.yaml. Each stage validates its own section at the boundary."""
+"""Read a stage's inputs: its params.yaml section and JSON files earlier stages wrote.
+
+Each stage validates its own section at the boundary.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -28,3 +32,14 @@ def load_section(section: str, path: str | os.PathLike[str] = DEFAULT_PARAMS) ->
     if not isinstance(data, dict) or not isinstance(data.get(section), dict):
         raise MnistReproError(f"{path}: no '{section}' section")
     return data[section]
+
+
+def read_json(path: str | os.PathLike[str], made_by: str) -> dict[str, Any]:
+    """A JSON file the ``made_by`` stage wrote, with a one-line error if absent or broken."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MnistReproError(f"{path}: not found (run the {made_by} stage first)") from None
+    except json.JSONDecodeError as exc:
+        raise MnistReproError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None

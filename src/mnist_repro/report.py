@@ -9,7 +9,6 @@ does not change the report.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from mnist_repro import progress
 from mnist_repro.atomic import write_text
 from mnist_repro.errors import MnistReproError
-from mnist_repro.params import load_section
+from mnist_repro.params import load_section, read_json
 from mnist_repro.provenance import git_commit, git_dirty
 
 STAGE = "report"
@@ -67,15 +66,6 @@ def code_commit(cwd: str | os.PathLike[str] = ".") -> str:
     if commit == "unknown":
         return "unknown (not a git checkout or no commit yet)"
     return f"{commit} + uncommitted changes" if git_dirty(cwd, CODE_PATHS) else commit
-
-
-def _read_json(path: Path, made_by: str) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MnistReproError(f"{path}: not found (run the {made_by} stage first)") from None
-    except json.JSONDecodeError as exc:
-        raise MnistReproError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def render(
@@ -175,8 +165,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = validate_params(load_section(STAGE, args.params), source=str(args.params))
     reports = Path(args.reports)
-    meta = _read_json(Path(args.model) / "model.json", "train")
-    metrics = _read_json(reports / "metrics.json", "evaluate")
+    meta = read_json(Path(args.model) / "model.json", "train")
+    metrics = read_json(reports / "metrics.json", "evaluate")
     for path, _, _ in FIGURES:
         if not (reports / path).is_file():
             raise MnistReproError(f"{reports / path}: not found (run the evaluate stage first)")

@@ -13,7 +13,6 @@ is a tracking server: an Azure ML job, or ``MLFLOW_TRACKING_URI``). It writes
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import time
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mnist_repro import model, progress, tracking
-from mnist_repro.atomic import write_text
+from mnist_repro.atomic import write_json
 from mnist_repro.errors import MnistReproError
 from mnist_repro.params import load_section
 
@@ -166,11 +165,6 @@ def metadata(
     }
 
 
-def dumps(data: dict[str, Any]) -> str:
-    """Deterministic JSON text (sorted keys, two-space indent, trailing newline)."""
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/raw", help="folder with the four idx .gz files")
     parser.add_argument("--out", default="models", help="output folder (default: %(default)s)")
@@ -207,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     model.save_model(estimator, out / MODEL_FILE)
-    write_text(out / META_FILE, dumps(metadata(config, facts, arrays, hashes, test_accuracy)))
+    write_json(out / META_FILE, metadata(config, facts, arrays, hashes, test_accuracy))
     timings = {
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
@@ -221,6 +215,6 @@ def run(args: argparse.Namespace) -> int:
             "total": round(time.perf_counter() - started, 3),
         },
     }
-    write_text(out / TIMINGS_FILE, dumps(timings))
+    write_json(out / TIMINGS_FILE, timings)
     progress.say(STAGE, f"wrote {out / MODEL_FILE} and {out / META_FILE}")
     return 0
