@@ -1,0 +1,33 @@
+"""Every path and file name of the project, in one place (relative to the repository root).
+
+Folders are the defaults of the stages' ``--data``/``--out`` options and of dvc.yaml; the
+file names are what a stage writes inside the folder it is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+
+# data: the download stage's verified files, the decode stage's arrays
+RAW = Path("data/raw")
+PROCESSED = Path("data/processed")
+NPZ_NAME = "mnist.npz"
+SUMMARY_NAME = "summary.json"
+
+# models/: what the train stage writes
+MODELS = Path("models")
+MODEL_FILE = "model.skops"
+META_FILE = "model.json"
+TIMINGS_FILE = "train.timings.json"  # run record: git commit, host, timings (git-ignored)
+
+# reports/: what evaluate, report and sweep write
+REPORTS = Path("reports")
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "README.md"
+FIGURES_DIR = "figures"
+PLOTS_DIR = "plots"
+
+# build/: scratch space (git-ignored)
+BUILD = Path("build")
