@@ -1,7 +1,9 @@
 """A thin command line over the stage modules: ``python -m mnist_repro <stage>``.
 
-Each subcommand parses its arguments, calls one module's entry point and turns a
-:class:`MnistReproError` into a one-line message on stderr and exit status 1.
+Each subcommand parses its arguments and calls one module's entry point. A
+:class:`MnistReproError` or an ``OSError`` (disk full, permission denied) ends it with one
+line, ``error: <file>: <problem>``, on stderr and exit status 1; the atomic writers leave no
+half-written file behind.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from mnist_repro import log, paths
 from mnist_repro.errors import MnistReproError
 
 # subcommand -> (module, help). Each module exposes ``add_arguments(parser)`` and ``run(args)``.
@@ -48,7 +51,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in STAGES.items():
         stage_parser = sub.add_parser(name, help=help_text, description=help_text)
         stage_parser.add_argument(
-            "--params", default="params.yaml", help="params file (default: %(default)s)"
+            "--params", default=paths.PARAMS, help="params file (default: %(default)s)"
         )
         if name == command:
             module = importlib.import_module(stage_module(name, module_name))
@@ -65,8 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args) or 0
     except MnistReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        log.error(str(exc))
+    except OSError as exc:
+        log.error(os_error_line(exc))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        log.error("interrupted")
         return 130
+    return 1
+
+
+def os_error_line(exc: OSError) -> str:
+    """``<file>: <problem>`` for an OSError (``<problem>`` alone if it names no file)."""
+    problem = exc.strerror or str(exc)
+    return f"{exc.filename}: {problem}" if exc.filename is not None else problem

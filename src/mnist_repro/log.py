@@ -2,7 +2,8 @@
 
 Every module logs through :func:`get` (a child of the ``mnist_repro`` logger); a record shows
 as ``<stage>: <message>`` on stderr, so a long step never looks hung and stdout stays clean for
-results. :func:`result` writes a result line (something a user or a script reads) to stdout.
+results. :func:`result` writes a result line (something a user or a script reads) to stdout;
+:func:`error` the one ``error: <message>`` line a failed command ends with, on stderr.
 :func:`setup` is called once, by the CLI.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 
 ROOT = "mnist_repro"
 RESULT = f"{ROOT}.result"
+ERROR = f"{ROOT}.error"
 
 
 class _StageFormatter(logging.Formatter):
@@ -30,7 +32,7 @@ class _StageFormatter(logging.Formatter):
 
 class _NotResult(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith(RESULT)
+        return not record.name.startswith((RESULT, ERROR))
 
 
 def setup(level: int = logging.INFO) -> None:
@@ -51,6 +53,9 @@ def setup(level: int = logging.INFO) -> None:
     results_handler = _StreamHandler("stdout")
     results_handler.setFormatter(logging.Formatter("%(message)s"))
     results.addHandler(results_handler)
+    errors_handler = _StreamHandler("stderr")
+    errors_handler.setFormatter(logging.Formatter("error: %(message)s"))
+    logging.getLogger(ERROR).addHandler(errors_handler)
     root._mnist_repro_setup = True  # type: ignore[attr-defined]
 
 
@@ -80,6 +85,12 @@ def result(message: str) -> None:
     """A result line on stdout (no prefix): what a user or a script reads."""
     setup()
     logging.getLogger(RESULT).info(message)
+
+
+def error(message: str) -> None:
+    """The one line a failed command ends with: ``error: <message>`` on stderr."""
+    setup()
+    logging.getLogger(ERROR).error(message)
 
 
 @contextlib.contextmanager

@@ -187,7 +187,7 @@ def validate(spec: Spec, data: Any, where: str, source: str = str(PARAMS)) -> di
         if isinstance(rule, MapOf):
             if not isinstance(value, Mapping) or len(value) < rule.min_len:
                 raise MnistReproError(f"{source}: {path} must be a non-empty mapping")
-            for sub_key, sub_value in value.items():
+            for sub_key in value:
                 if not rule.key.is_satisfied_by(sub_key):
                     raise MnistReproError(
                         f"{source}: {path}: key {_show(sub_key)} must be {rule.key}"

@@ -1,6 +1,6 @@
-"""Small synthetic MNIST look-alikes: four idx .gz files with learnable digit-like images.
+"""The one fake dataset: small MNIST look-alikes, four idx .gz files of drawn digits.
 
-``write_synthetic_mnist(folder)`` writes the files under the names MNIST uses and
+``write_fake_mnist(folder)`` writes the files under the names MNIST uses and
 returns ``{file name: {"sha256": ..., "size": ...}}``, shaped like the ``download.files``
 section of params.yaml. Same arguments, same bytes (seeded; gzip without timestamps).
 
@@ -82,7 +82,7 @@ def _templates() -> np.ndarray:
     return templates
 
 
-def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def fake_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``n`` uint8 images (n, 28, 28) and uint8 labels, every class present if n >= 10."""
     templates = _templates()
     labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
@@ -102,7 +102,7 @@ def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     return np.clip(noisy, 0, 255).round().astype(np.uint8), labels
 
 
-def write_synthetic_mnist(
+def write_fake_mnist(
     folder: str | os.PathLike[str], n_train: int = 600, n_test: int = 200, seed: int = 0
 ) -> dict[str, dict]:
     """Write the four MNIST-named idx .gz files into ``folder``; return their hashes and sizes."""
@@ -111,7 +111,7 @@ def write_synthetic_mnist(
     rng = np.random.default_rng(seed)
     written = {}
     for split, n in (("train", n_train), ("test", n_test)):
-        images, labels = synthetic_digits(n, rng)
+        images, labels = fake_digits(n, rng)
         for kind, array in (("images", images), ("labels", labels)):
             path = folder / FILES[f"{split}_{kind}"]
             write_idx(path, array)

@@ -1,4 +1,4 @@
-"""Helpers for end-to-end tests that run the real pipeline in a throwaway copy of the repo."""
+"""Run the real pipeline in a throwaway copy of the repository."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 GIT_IDENTITY = {
@@ -85,16 +82,3 @@ def copy_repo(dest: str | os.PathLike[str], root: Path = REPO_ROOT) -> Path:
     run(["git", "add", "-A"], cwd=dest)
     run(["git", "commit", "-q", "-m", "copy of mnist-repro for a test"], cwd=dest)
     return dest
-
-
-def update_params(repo: str | os.PathLike[str], updates: Mapping[str, Any]) -> None:
-    """Set dotted keys in ``repo/params.yaml``, e.g. ``{"train.regularization": 0.8}``."""
-    path = Path(repo) / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for dotted, value in updates.items():
-        *parents, leaf = dotted.split(".")
-        node = params
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
