@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from support import copy_repo, run, update_params
-from synthetic import write_synthetic_mnist
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from helpers.repo import copy_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +27,11 @@ OUTPUTS = (
 
 def test_dvc_repro_end_to_end_then_nothing_then_an_experiment(tmp_path):
     mirror = tmp_path / "mirror"
-    specs = write_synthetic_mnist(mirror, n_train=400, n_test=150, seed=11)
+    specs = write_fake_mnist(mirror, n_train=400, n_test=150, seed=11)
     repo = copy_repo(tmp_path / "repo")
-    update_params(repo, {"download.files": specs, "download.retries": 1, "train.max_iter": 50})
+    write_params(
+        repo / "params.yaml", {"download.files": specs, "download.retries": 1, "train.max_iter": 50}
+    )
     run(["git", "commit", "-qam", "synthetic data"], cwd=repo)
     env = {"MNIST_MIRROR": str(mirror)}
 

@@ -8,18 +8,19 @@ import shutil
 
 import pytest
 
-from mnist_repro import cli, evaluate, report
-from train_support import write_digits_mnist, write_params
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from helpers.repo import run
+from mnist_repro import cli, paths, report
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """decode, train and evaluate on the 28x28 digits; returns (root, params)."""
     root = tmp_path_factory.mktemp("report")
-    raw = write_digits_mnist(root / "raw")
-    params = write_params(
-        root / "params.yaml", {"max_iter": 200}, evaluate={}, report={"tutorial_accuracy": 0.9204}
-    )
+    raw = root / "raw"
+    write_fake_mnist(raw)
+    params = write_params(root / "params.yaml", {"report.tutorial_accuracy": 0.9204})
     p = ["--params", str(params)]
     assert cli.main(["decode", "--raw", str(raw), "--out", str(root / "processed")]) == 0
     assert cli.main(["train", *p, "--data", str(raw), "--out", str(root / "models")]) == 0
@@ -53,7 +54,7 @@ def test_report_has_every_figure_the_metrics_and_what_ran(pipeline):
 
     # Every figure the evaluate stage draws, linked relative to the report, and present.
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(linked) == sorted(evaluate.FIGURES.values())
+    assert sorted(linked) == sorted(paths.FIGURE_FILES.values())
     for rel in linked:
         assert (root / "reports" / rel).is_file()
 
@@ -76,8 +77,8 @@ def test_comparison_with_the_tutorial_says_above_or_below(pipeline, tmp_path):
     root, _ = pipeline
     accuracy = json.loads((root / "reports/metrics.json").read_text())["accuracy"]
     for published, word in ((accuracy - 0.01, "above"), (accuracy + 0.01, "below")):
-        params = write_params(tmp_path / "p.yaml", {}, report={"tutorial_accuracy": published})
-        reports = tmp_path / word
+        params = write_params(tmp_path / word / "p.yaml", {"report.tutorial_accuracy": published})
+        reports = tmp_path / word / "reports"
         shutil.copytree(root / "reports", reports)
         assert _report(root, params, reports) == 0
         assert f"1.00 percentage points {word}" in (reports / "README.md").read_text()
@@ -97,7 +98,7 @@ def test_missing_figure_is_one_line(pipeline, tmp_path, capsys):
     root, params = pipeline
     reports = tmp_path / "reports"
     shutil.copytree(root / "reports", reports)
-    (reports / evaluate.FIGURES["mistakes"]).unlink()
+    (reports / paths.FIGURE_FILES["mistakes"]).unlink()
     (reports / "README.md").unlink(missing_ok=True)
     assert _report(root, params, reports) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -106,7 +107,7 @@ def test_missing_figure_is_one_line(pipeline, tmp_path, capsys):
 
 
 def test_bad_report_params(tmp_path, capsys):
-    params = write_params(tmp_path / "p.yaml", {}, report={"tutorial_accuracy": 92.04})
+    params = write_params(tmp_path / "p.yaml", {"report.tutorial_accuracy": 92.04})
     assert _report(tmp_path, params) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "report.tutorial_accuracy" in err[0]
@@ -114,8 +115,6 @@ def test_bad_report_params(tmp_path, capsys):
 
 def test_code_commit_names_the_last_code_change_not_head(tmp_path, monkeypatch):
     """Committing results after a run must not change the report (dvc.lock stays the same)."""
-    from support import run
-
     monkeypatch.delenv("MNIST_REPRO_GIT_COMMIT", raising=False)
     run(["git", "init", "-q", "-b", "main"], cwd=tmp_path)
     (tmp_path / "params.yaml").write_text("train: {}\n")

@@ -28,6 +28,14 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "README.md"
 FIGURES_DIR = "figures"
 PLOTS_DIR = "plots"
+FIGURE_FILES = {  # what evaluate draws, relative to reports/
+    "digits": f"{FIGURES_DIR}/digits.png",
+    "confusion": f"{FIGURES_DIR}/confusion.png",
+    "mistakes": f"{FIGURES_DIR}/mistakes.png",
+}
+CONFUSION_CSV = f"{PLOTS_DIR}/confusion.csv"  # DVC plot data
+SWEEP_FILE = "sweep.md"  # make sweep
+SWEEP_FIGURE = f"{FIGURES_DIR}/sweep.png"
 
 # build/: scratch space (git-ignored)
 BUILD = Path("build")

@@ -13,48 +13,34 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnist_repro import progress
+from mnist_repro import log, params, paths
 from mnist_repro.atomic import write_text
 from mnist_repro.errors import MnistReproError
-from mnist_repro.params import load_section, read_json
+from mnist_repro.params import Interval, Real, read_json
 from mnist_repro.provenance import git_commit, git_dirty
 
-STAGE = "report"
-PARAM_KEYS = ("tutorial_accuracy",)
+LOG = log.get("report")
+SPEC = {"tutorial_accuracy": [Interval(Real, 0, 1)]}
 CODE_PATHS = ("src", "dvc.yaml", "params.yaml")
 FIGURES = (
     (
-        "figures/digits.png",
+        "digits",
         "Training digits",
         "Random training images with their labels, the figure the tutorial draws before training.",
     ),
     (
-        "figures/confusion.png",
+        "confusion",
         "Confusion matrix",
         "Rows are the true digit, columns the "
         "prediction; the diagonal (green) holds the correct answers and their recall.",
     ),
     (
-        "figures/mistakes.png",
+        "mistakes",
         "Most confident mistakes",
         "Test images the model got wrong while "
         "most sure of itself: often ambiguous or mislabelled digits.",
     ),
 )
-
-
-def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dict[str, float]:
-    unknown = sorted(set(section) - set(PARAM_KEYS))
-    if unknown:
-        raise MnistReproError(
-            f"{source}: unknown parameter report.{unknown[0]} (known: {', '.join(PARAM_KEYS)})"
-        )
-    value = section.get("tutorial_accuracy", 0.9204)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise MnistReproError(
-            f"{source}: report.tutorial_accuracy must be a number in [0, 1], got {value!r}"
-        )
-    return {"tutorial_accuracy": float(value)}
 
 
 def code_commit(cwd: str | os.PathLike[str] = ".") -> str:
@@ -72,7 +58,7 @@ def render(
     meta: dict[str, Any], metrics: dict[str, Any], config: dict[str, float], commit: str
 ) -> str:
     """The report's Markdown."""
-    params = meta["params"]
+    fit = meta["params"]
     tutorial = config["tutorial_accuracy"]
     acc = metrics["accuracy"]
     diff = 100 * (acc - tutorial)
@@ -87,8 +73,8 @@ def render(
         "tutorial published for its one-vs-rest logistic regression at regularization rate 0.5"
         + (
             "."
-            if params["regularization"] == 0.5
-            else f" (this run: {params['regularization']:g}, so not a like-for-like comparison)."
+            if fit["regularization"] == 0.5
+            else f" (this run: {fit['regularization']:g}, so not a like-for-like comparison)."
         ),
         "",
         "## Metrics",
@@ -112,13 +98,14 @@ def render(
             f"| {row['support']} |"
         )
     lines += ["", "## Figures", ""]
-    for path, title, caption in FIGURES:
+    for key, title, caption in FIGURES:
+        path = paths.FIGURE_FILES[key]
         lines += [f"### {title}", "", caption, "", f"![{title}]({path})", ""]
     converged = (
         "yes"
         if meta["converged"]
         else (
-            f"no: stopped at max_iter={params['max_iter']}"
+            f"no: stopped at max_iter={fit['max_iter']}"
             + (" (by design, see the top-level README)" if meta["preset"] == "fast" else "")
         )
     )
@@ -128,9 +115,9 @@ def render(
         "| | |",
         "|---|---|",
         f"| preset | `{meta['preset']}`: {meta['estimator']} |",
-        f"| regularization | {params['regularization']:g} (C = {meta['C']:g}) |",
-        f"| max_iter, tol | {params['max_iter']}, {params['tol']:g} |",
-        f"| seed, threads | {params['seed']}, {params['threads']} |",
+        f"| regularization | {fit['regularization']:g} (C = {meta['C']:g}) |",
+        f"| max_iter, tol | {fit['max_iter']}, {fit['tol']:g} |",
+        f"| seed, threads | {fit['seed']}, {fit['threads']} |",
         f"| solver iterations | {_iterations(meta['n_iter'])} |",
         f"| converged | {converged} |",
         f"| code | `{commit}` (last commit changing src/, dvc.yaml or params.yaml) |",
@@ -158,18 +145,18 @@ def _iterations(n_iter: list[int]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="models", help="folder with model.json")
-    parser.add_argument("--reports", default="reports", help="folder with metrics.json, figures")
+    parser.add_argument("--model", default=paths.MODELS, help="folder with the model's metadata")
+    parser.add_argument("--reports", default=paths.REPORTS, help="folder with metrics, figures")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = validate_params(load_section(STAGE, args.params), source=str(args.params))
+    config = params.load("report", SPEC, args.params)
     reports = Path(args.reports)
-    meta = read_json(Path(args.model) / "model.json", "train")
-    metrics = read_json(reports / "metrics.json", "evaluate")
-    for path, _, _ in FIGURES:
+    meta = read_json(Path(args.model) / paths.META_FILE, "train")
+    metrics = read_json(reports / paths.METRICS_FILE, "evaluate")
+    for path in paths.FIGURE_FILES.values():
         if not (reports / path).is_file():
             raise MnistReproError(f"{reports / path}: not found (run the evaluate stage first)")
-    write_text(reports / "README.md", render(meta, metrics, config, code_commit()))
-    progress.say(STAGE, f"wrote {reports / 'README.md'}")
+    write_text(reports / paths.REPORT_FILE, render(meta, metrics, config, code_commit()))
+    LOG.info("wrote %s", reports / paths.REPORT_FILE)
     return 0

@@ -12,9 +12,7 @@ import yaml
 from helpers.repo import REPO_ROOT
 
 
-def write_params(
-    path: str | os.PathLike[str], updates: Mapping[str, Any] | None = None
-) -> Path:
+def write_params(path: str | os.PathLike[str], updates: Mapping[str, Any] | None = None) -> Path:
     """Set dotted keys (``{"train.regularization": 0.8}``) in the params file ``path``.
 
     ``path`` starts as a copy of the repository's params.yaml if it does not exist yet, so
@@ -29,5 +27,6 @@ def write_params(
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
