@@ -248,10 +248,3 @@ def read_json(path: str | os.PathLike[str], made_by: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise MnistReproError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
-
-def load_section(section: str, path: str | os.PathLike[str] = PARAMS) -> dict[str, Any]:
-    """TEMPORARY (issue 11 in progress): the unchecked section; every caller moves to load()."""
-    data = load_file(path)
-    if not isinstance(data.get(section), dict):
-        raise MnistReproError(f"{path}: no '{section}' section")
-    return data[section]

@@ -39,13 +39,18 @@ SPEC = {
 
 
 def load_config(path: str | os.PathLike[str] = paths.PARAMS) -> dict[str, Any]:
-    """The checked ``train`` section, with the preset's ``max_iter``/``tol`` for nulls."""
-    config = params.load("train", SPEC, path)
-    preset = model.PRESETS[config["preset"]]
-    config["regularization"] = float(config["regularization"])
-    config["max_iter"] = config["max_iter"] or preset.max_iter
-    config["tol"] = float(config["tol"] or preset.tol)
-    return config
+    """The checked ``train`` section of ``path``, made concrete by :func:`complete`."""
+    return complete(params.load("train", SPEC, path))
+
+
+def complete(section: dict[str, Any]) -> dict[str, Any]:
+    """A checked ``train`` section with the preset's ``max_iter``/``tol`` in place of nulls."""
+    preset = model.PRESETS[section["preset"]]
+    return section | {
+        "regularization": float(section["regularization"]),
+        "max_iter": section["max_iter"] or preset.max_iter,
+        "tol": float(section["tol"] or preset.tol),
+    }
 
 
 def fit(config: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> tuple[Any, dict]:
