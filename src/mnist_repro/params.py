@@ -247,4 +247,3 @@ def read_json(path: str | os.PathLike[str], made_by: str) -> dict[str, Any]:
         raise MnistReproError(f"{path}: not found (run the {made_by} stage first)") from None
     except json.JSONDecodeError as exc:
         raise MnistReproError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
