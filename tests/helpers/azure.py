@@ -1,4 +1,4 @@
-"""Helpers for the Azure ML tests: a repo copy with data, and a stand-in for MLClient's operations.
+"""The Azure ML tests' helpers: a repo copy with data, and a stand-in for MLClient's operations.
 
 The stand-in replaces only the network boundary (the operations an ``azure.ai.ml.MLClient``
 exposes); everything above it is the real code. It raises the SDK's own exceptions
@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from support import copy_repo, update_params
 from synthetic import write_synthetic_mnist
 
-SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "config.example.json"
+SAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config.example.json"
 
 
 def azure_repo(dest: Path, with_data: bool = True, with_config: bool = True) -> Path:

@@ -1,0 +1,1 @@
+"""Shared test helpers (one module per concern)."""
