@@ -9,7 +9,7 @@ import sys
 import pytest
 from azure.ai.ml import load_job
 
-from helpers.azure import FakeMLClient, azure_repo
+from helpers.azure import FakeMLClient, azure_repo, enter_azure_repo
 from mnist_repro.azure import service
 from mnist_repro.azure.entities import make_plan
 from mnist_repro.cli import main
@@ -19,12 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::Warning:azure.*", "ignore::Warn
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
-    repo = azure_repo(tmp_path / "repo")
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    for var in ("AML_COMPUTE_CLUSTER_NAME", "AML_COMPUTE_CLUSTER_MAX_NODES"):
-        monkeypatch.delenv(var, raising=False)
-    return repo
+    return enter_azure_repo(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from helpers.azure import FakeMLClient, azure_repo
+from helpers.azure import FakeMLClient, enter_azure_repo
 from mnist_repro.azure import service
 from mnist_repro.azure.entities import make_plan
 from mnist_repro.cli import main
@@ -17,21 +17,12 @@ from mnist_repro.cli import main
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
-    repo = azure_repo(tmp_path / "repo")
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    for var in ("AML_COMPUTE_CLUSTER_NAME", "AML_COMPUTE_CLUSTER_MAX_NODES"):
-        monkeypatch.delenv(var, raising=False)
-    return repo
+    return enter_azure_repo(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def ml(tmp_path):
     return FakeMLClient(tmp_path / "mlruns")
-
-
-def _plan(repo, **kw):
-    return make_plan(repo, repo / "params.yaml", **kw)
 
 
 def test_train_stage_delegates_to_azure_ml_when_asked(repo, ml, monkeypatch):
@@ -58,7 +49,7 @@ def test_the_job_command_trains_the_same_model_as_the_local_stage(repo, ml):
     from support import run
 
     ml.jobs.execute = True
-    plan = _plan(repo)
+    plan = make_plan(repo)
     service.train(ml, plan)
     remote_files = {f: (repo / "models" / f).read_bytes() for f in ("model.skops", "model.json")}
     run([*plan.local_command.split()[:4], "--data", "data/raw", "--out", "local"], cwd=repo)
@@ -87,7 +78,7 @@ def test_a_sweep_trial_trains_with_its_own_regularization(repo, ml):
     import json
 
     ml.jobs.execute = True
-    plan = _plan(repo, sweep=True)
+    plan = make_plan(repo, sweep=True)
     value = plan.settings.sweep.values[-1]
     assert value != plan.params["regularization"]
     best = service.sweep(ml, plan)

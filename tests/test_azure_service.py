@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.azure import FakeMLClient, azure_repo
+from helpers.azure import FakeMLClient, enter_azure_repo
 from mnist_repro.azure import service
 from mnist_repro.azure.entities import make_plan
 from mnist_repro.errors import MnistReproError
@@ -14,12 +14,7 @@ from support import update_params
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
-    repo = azure_repo(tmp_path / "repo")
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    for var in ("AML_COMPUTE_CLUSTER_NAME", "AML_COMPUTE_CLUSTER_MAX_NODES"):
-        monkeypatch.delenv(var, raising=False)
-    return repo
+    return enter_azure_repo(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -27,12 +22,8 @@ def ml(tmp_path):
     return FakeMLClient(tmp_path / "mlruns")
 
 
-def _plan(repo, **kw):
-    return make_plan(repo, repo / "params.yaml", **kw)
-
-
 def test_train_creates_everything_then_downloads_and_registers(repo, ml, capsys):
-    plan = _plan(repo)
+    plan = make_plan(repo)
     name = service.train(ml, plan)
     # compute, environment, data: created once, as built from the repo
     assert [c.name for c in ml.compute.created] == ["cpucluster"]
@@ -67,8 +58,8 @@ def test_train_creates_everything_then_downloads_and_registers(repo, ml, capsys)
 
 
 def test_second_run_reuses_compute_environment_and_data(repo, ml, capsys):
-    service.train(ml, _plan(repo))
-    service.train(ml, _plan(repo))
+    service.train(ml, make_plan(repo))
+    service.train(ml, make_plan(repo))
     assert len(ml.compute.created) == 1
     assert len(ml.environments.created) == 1
     assert len(ml.data.created) == 1  # unchanged data: no upload, no new version
@@ -79,7 +70,7 @@ def test_second_run_reuses_compute_environment_and_data(repo, ml, capsys):
 
 
 def test_changed_data_or_docker_gives_new_versions(repo, ml):
-    first = _plan(repo)
+    first = make_plan(repo)
     service.train(ml, first)
     (repo / "docker" / "Dockerfile").write_text(
         (repo / "docker" / "Dockerfile").read_text() + "# changed\n"
@@ -88,7 +79,7 @@ def test_changed_data_or_docker_gives_new_versions(repo, ml):
 
     files = write_synthetic_mnist(repo / "data" / "raw", n_train=60, n_test=20, seed=1)
     update_params(repo, {"download.files": files})
-    second = _plan(repo)
+    second = make_plan(repo)
     service.train(ml, second)
     assert second.data_version != first.data_version
     assert second.environment_version != first.environment_version
@@ -104,7 +95,7 @@ def test_failed_job_exits_nonzero_with_log_tail_and_url(repo, ml, capsys):
     (repo / "models" / "model.skops").write_bytes(b"the user's previous model")
     ml.jobs.script = "fail"
     with pytest.raises(MnistReproError) as info:
-        service.train(ml, _plan(repo))
+        service.train(ml, make_plan(repo))
     (name,) = ml.jobs.jobs
     assert str(info.value) == (
         f"Azure ML job {name} ended Failed: https://studio.invalid/runs/{name}"
@@ -119,7 +110,7 @@ def test_failed_job_exits_nonzero_with_log_tail_and_url(repo, ml, capsys):
 def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow(repo, ml, capsys):
     ml.jobs.script = "interrupt"
     with pytest.raises(KeyboardInterrupt):
-        service.train(ml, _plan(repo))
+        service.train(ml, make_plan(repo))
     (name,) = ml.jobs.jobs
     err = capsys.readouterr().err
     assert f"make remote-status JOB={name}" in err
@@ -132,7 +123,7 @@ def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow(repo, ml, capsys):
 def test_output_without_model_changes_nothing(repo, ml):
     ml.jobs.model_files = {"model.json": b"{}"}
     with pytest.raises(MnistReproError, match=r"has no model\.skops; nothing in .* was changed"):
-        service.train(ml, _plan(repo))
+        service.train(ml, make_plan(repo))
     assert not (repo / "models" / "model.json").exists()
     assert not list((repo / "build" / "azureml" / "downloads").iterdir())  # no leftovers
 
@@ -142,12 +133,12 @@ def test_existing_compute_of_another_kind_is_refused(repo, ml):
 
     ml.compute.clusters["cpucluster"] = SimpleNamespace(name="cpucluster", type="computeinstance")
     with pytest.raises(MnistReproError, match="not an AmlCompute cluster"):
-        service.train(ml, _plan(repo))
+        service.train(ml, make_plan(repo))
     assert not ml.jobs.jobs
 
 
 def test_sweep_registers_the_best_trial(repo, ml, capsys):
-    best = service.sweep(ml, _plan(repo, sweep=True))
+    best = service.sweep(ml, make_plan(repo, sweep=True))
     (parent,) = [n for n, j in ml.jobs.jobs.items() if j.spec is not None]
     assert type(ml.jobs.jobs[parent].spec).__name__ == "SweepJob"
     assert best != parent and ml.jobs.jobs[parent].properties["best_child_run_id"] == best

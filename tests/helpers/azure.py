@@ -38,6 +38,17 @@ def azure_repo(dest: Path, with_data: bool = True, with_config: bool = True) -> 
     return repo
 
 
+def enter_azure_repo(tmp_path: Path, monkeypatch: Any) -> Path:
+    """:func:`azure_repo` as the working folder, with MLflow's file store allowed and none of
+    the tutorial's AML_COMPUTE_CLUSTER_* variables leaking in from the caller's shell."""
+    repo = azure_repo(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    for suffix in ("NAME", "MIN_NODES", "MAX_NODES", "SKU"):
+        monkeypatch.delenv(f"AML_COMPUTE_CLUSTER_{suffix}", raising=False)
+    return repo
+
+
 def _not_found(what: str) -> ResourceNotFoundError:
     return ResourceNotFoundError(message=f"{what} not found")
 
