@@ -22,6 +22,7 @@ from mnist_repro.atomic import write_text
 from mnist_repro.azure.workspace import AzureSettings, borrowed, load_settings, train_section
 from mnist_repro.content_hash import listing_hash, tree_hash, tree_listing
 from mnist_repro.errors import MnistReproError
+from mnist_repro.paths import PARAMS
 from mnist_repro.provenance import git_commit, git_dirty
 
 DVC_YAML = "dvc.yaml"
@@ -32,7 +33,7 @@ MODEL_OUTPUT = "model"
 REMOTE_DATA = "${{inputs.data}}"
 REMOTE_OUT = "${{outputs.model}}"
 SWEEP_INPUT = "regularization"
-CODE_FILES = ("params.yaml",)  # besides src/: all the train command reads
+CODE_FILES = (PARAMS.as_posix(),)  # besides src/: all the train command reads
 TRIAL_PARAMS = "${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml"  # the shell expands it
 
 
@@ -106,7 +107,7 @@ def local_paths(local_cmd: str, where: str = DVC_YAML) -> tuple[Path, Path]:
 def sweep_command(train_command: str, param: str) -> str:
     """A trial: params.yaml with its regularization, then the train command reading that copy."""
     return (
-        f"python -m mnist_repro.azure.job set-param params.yaml {TRIAL_PARAMS} "
+        f"python -m mnist_repro.azure.job set-param {PARAMS.as_posix()} {TRIAL_PARAMS} "
         f"{param}=${{{{inputs.{SWEEP_INPUT}}}}} && {train_command} --params {TRIAL_PARAMS}"
     )
 
@@ -288,7 +289,7 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
 
 def make_plan(
     repo: str | os.PathLike[str] = ".",
-    params_path: str | os.PathLike[str] = "params.yaml",
+    params_path: str | os.PathLike[str] = PARAMS,
     *,
     sweep: bool = False,
     need_data: bool = True,
