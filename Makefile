@@ -103,7 +103,7 @@ sweep: $(STAMP) ## Regularization sweep as DVC experiments (params sweep) -> rep
 bench-decode: $(STAMP) ## Time decoding the real MNIST files vs plain gzip (files: MNIST_MIRROR folder)
 	python tests/bench/bench_decode.py
 
-# --- Azure ML (SDK v2): the same train command on a compute cluster; see README "Azure ML" -------
+# --- Azure ML (SDK v2): the same train command on a compute cluster; see docs/azure.md ---------
 # Needs config.json (or .azureml/config.json) from your workspace, and `az login` (except DRY_RUN=1).
 # The targets keep their remote-* names; the command behind them is `python -m mnist_repro azure`.
 AZURE_ML := python -m mnist_repro azure
