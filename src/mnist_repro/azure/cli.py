@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from mnist_repro import log
 from mnist_repro.azure import service, workspace
+from mnist_repro.azure.entities import make_plan, write_specs
 from mnist_repro.azure.workspace import WorkspaceConfig
 
 SPEC_KINDS = ("compute", "environment", "data", "job")  # the order `az ml` must create them in
@@ -46,8 +47,6 @@ def connect(cfg: WorkspaceConfig, mlflow: bool = False) -> Any:
 
 def dry_run(params: Path, sweep: bool) -> None:
     """Write the specs; list them and the `az ml` commands that would create them."""
-    from mnist_repro.azure.entities import make_plan, write_specs
-
     plan = make_plan(".", params, sweep=sweep, need_data=False)
     paths = [Path(os.path.relpath(p)) for p in write_specs(plan, plan.build_dir)]
     log.result("dry run: nothing submitted. Specs (also valid for `az ml <kind> create -f`):")
@@ -66,8 +65,6 @@ def check(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
 def submit(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
     if args.dry_run:
         return dry_run(Path(args.params), sweep=False)
-    from mnist_repro.azure.entities import make_plan
-
     ml = connect(cfg, mlflow=True)
     with service.service_errors(cfg):
         service.train(ml, make_plan(".", args.params), wait=not args.no_wait)
@@ -76,8 +73,6 @@ def submit(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
 def sweep(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
     if args.dry_run:
         return dry_run(Path(args.params), sweep=True)
-    from mnist_repro.azure.entities import make_plan
-
     ml = connect(cfg, mlflow=True)
     with service.service_errors(cfg):
         service.sweep(ml, make_plan(".", args.params, sweep=True))
