@@ -103,17 +103,18 @@ sweep: $(STAMP) ## Regularization sweep as DVC experiments (params sweep) -> rep
 bench-decode: $(STAMP) ## Time decoding the real MNIST files vs plain gzip (files: MNIST_MIRROR folder)
 	python tests/bench/bench_decode.py
 
-# --- Azure ML (SDK v2): the same train command on a compute cluster; see README "Azure ML" -------
+# --- Azure ML (SDK v2): the same train command on a compute cluster; see docs/azure.md ---------
 # Needs config.json (or .azureml/config.json) from your workspace, and `az login` (except DRY_RUN=1).
-REMOTE := python -m mnist_repro remote
+# The targets keep their remote-* names; the command behind them is `python -m mnist_repro azure`.
+AZURE_ML := python -m mnist_repro azure
 need-job = $(if $(JOB),,$(error JOB=<job name> is required, e.g. make $@ JOB=sharp_tail_123))
 
 .PHONY: train-remote
 train-remote: $(STAMP) ## Train on Azure ML via DVC (dvc.lock records the downloaded model); DRY_RUN=1 writes specs only
 ifneq ($(filter-out 0 no false,$(DRY_RUN)),)
-	$(REMOTE) submit --dry-run
+	$(AZURE_ML) submit --dry-run
 else
-	$(REMOTE) check
+	$(AZURE_ML) check
 	dvc repro download
 	MNIST_TRAIN_BACKEND=azureml dvc repro --force --single-item train
 	dvc repro
@@ -121,26 +122,26 @@ endif
 
 .PHONY: remote-sweep
 remote-sweep: $(STAMP) ## Sweep regularization on Azure ML and register the best model; DRY_RUN=1 writes specs only
-	$(REMOTE) sweep $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
+	$(AZURE_ML) sweep $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
 
 .PHONY: remote-status
 remote-status: $(STAMP) ## Status and URL of an Azure ML job; follows its log while it runs (JOB=...)
 	$(need-job)
-	$(REMOTE) status $(JOB)
+	$(AZURE_ML) status $(JOB)
 
 .PHONY: remote-cancel
 remote-cancel: $(STAMP) ## Cancel an Azure ML job (JOB=...)
 	$(need-job)
-	$(REMOTE) cancel $(JOB)
+	$(AZURE_ML) cancel $(JOB)
 
 .PHONY: remote-metrics
 remote-metrics: $(STAMP) ## Print an Azure ML job's run metrics, like the tutorial's run.get_metrics() (JOB=...)
 	$(need-job)
-	$(REMOTE) metrics $(JOB)
+	$(AZURE_ML) metrics $(JOB)
 
 .PHONY: remote-delete-compute
 remote-delete-compute: $(STAMP) ## Delete the Azure ML compute cluster (the tutorial's clean-up)
-	$(REMOTE) delete-compute
+	$(AZURE_ML) delete-compute
 
 # --- Docker: one image (build context docker/ alone) for local runs and the Azure ML job --------
 DOCKER ?= docker

@@ -25,13 +25,13 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("mnist_repro.evaluate", "score the model on the test set; metrics and figures"),
     "report": ("mnist_repro.report", "write reports/README.md from the metrics and figures"),
     "sweep": ("mnist_repro.sweep", "regularization sweep as DVC experiments (make sweep)"),
-    "remote": (
+    "azure": (
         "mnist_repro.azure.cli",
         "train on Azure ML and manage its runs (make train-remote)",
     ),
 }
 # MNIST_TRAIN_BACKEND=azureml runs the train stage on Azure ML, same arguments (make train-remote).
-BACKENDS = {("train", "azureml"): "mnist_repro.azure.train_backend"}
+BACKENDS = {("train", "azureml"): "mnist_repro.azure.job"}
 
 
 def stage_module(name: str, default: str) -> str:

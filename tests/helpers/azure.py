@@ -1,4 +1,4 @@
-"""Helpers for the Azure ML tests: a repo copy with data, and a stand-in for MLClient's operations.
+"""The Azure ML tests' helpers: a repo copy with data, and a stand-in for MLClient's operations.
 
 The stand-in replaces only the network boundary (the operations an ``azure.ai.ml.MLClient``
 exposes); everything above it is the real code. It raises the SDK's own exceptions
@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from support import copy_repo, update_params
 from synthetic import write_synthetic_mnist
 
-SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "config.example.json"
+SAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config.example.json"
 
 
 def azure_repo(dest: Path, with_data: bool = True, with_config: bool = True) -> Path:
@@ -35,6 +35,17 @@ def azure_repo(dest: Path, with_data: bool = True, with_config: bool = True) -> 
         update_params(repo, {"download.files": files})
     if with_config:
         shutil.copy(SAMPLE_CONFIG, repo / "config.json")
+    return repo
+
+
+def enter_azure_repo(tmp_path: Path, monkeypatch: Any) -> Path:
+    """:func:`azure_repo` as the working folder, with MLflow's file store allowed and none of
+    the tutorial's AML_COMPUTE_CLUSTER_* variables leaking in from the caller's shell."""
+    repo = azure_repo(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    for suffix in ("NAME", "MIN_NODES", "MAX_NODES", "SKU"):
+        monkeypatch.delenv(f"AML_COMPUTE_CLUSTER_{suffix}", raising=False)
     return repo
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from azure_support import SAMPLE_CONFIG
+from helpers.azure import SAMPLE_CONFIG
 from support import copy_repo, run, update_params
 from synthetic import write_synthetic_mnist
 
@@ -40,8 +40,8 @@ def test_make_train_remote_then_local_training_agrees(tmp_path):
     make = ["make", "-o", f"{venv}/.installed", f"VENV={venv}", "train-remote"]
     proc = run(make, cwd=repo, env=env)
     out = proc.stdout
-    assert "submitted" in out and "downloaded" in out
-    assert "model: registered sklearn_mnist:1" in out
+    assert "azure: submitted" in proc.stderr and "azure: downloaded" in proc.stderr
+    assert "azure: model: registered sklearn_mnist:1" in proc.stderr
     for stage in ("download", "train", "decode", "evaluate", "report"):
         assert f"Running stage '{stage}'" in out, stage
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
@@ -51,7 +51,7 @@ def test_make_train_remote_then_local_training_agrees(tmp_path):
 
     # The same stage trained here instead: the same model, so dvc.lock does not move.
     local = run(["dvc", "repro", "--force", "--single-item", "train"], cwd=repo)
-    assert "submitted" not in local.stdout
+    assert "submitted" not in local.stdout + local.stderr
     relock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert relock["train"]["outs"] == remote_outs
     assert "up to date" in run(["dvc", "status"], cwd=repo).stdout

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from azure.ai.ml import load_compute, load_data, load_environment, load_job
 
-from azure_support import azure_repo
-from mnist_repro.azure import specs
-from mnist_repro.azure.plan import make_plan, write_specs
-from mnist_repro.cli import main
+from helpers.azure import azure_repo
+from mnist_repro.azure import entities
+from mnist_repro.azure.entities import make_plan, write_specs
 from mnist_repro.content_hash import tree_hash
 from mnist_repro.errors import MnistReproError
 
@@ -107,7 +105,7 @@ def test_sweep_spec(repo):
     assert job.limits.max_concurrent_trials == 3 and job.limits.max_total_trials == len(values)
     first, train = job.trial.command.split(" && ")
     assert first == (
-        "python -m mnist_repro.azure.set_param params.yaml "
+        "python -m mnist_repro.azure.job set-param params.yaml "
         "${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml "
         f"{plan.settings.sweep.param}=${{{{search_space.regularization}}}}"
     )
@@ -117,15 +115,15 @@ def test_sweep_spec(repo):
 
 def test_remote_command_rejects_commands_it_cannot_map():
     with pytest.raises(MnistReproError, match="exactly one '--out <folder>'"):
-        specs.remote_train_command("python -m mnist_repro train --data data/raw")
+        entities.remote_train_command("python -m mnist_repro train --data data/raw")
     with pytest.raises(MnistReproError, match="shell quoting"):
-        specs.remote_train_command("python -m mnist_repro train --data 'a b' --out models")
+        entities.remote_train_command("python -m mnist_repro train --data 'a b' --out models")
 
 
 def test_dvc_yaml_without_train_stage(tmp_path):
     (tmp_path / "dvc.yaml").write_text("stages:\n  decode:\n    cmd: x\n")
     with pytest.raises(MnistReproError, match=r"dvc\.yaml: no 'train' stage"):
-        specs.local_train_command(tmp_path / "dvc.yaml")
+        entities.local_train_command(tmp_path / "dvc.yaml")
 
 
 @pytest.mark.parametrize("sweep", [False, True])
@@ -158,127 +156,3 @@ def test_dry_run_specs_load_with_the_sdk_loaders(repo, tmp_path, sweep):
         assert job.inputs["data"].path.removeprefix("azureml:") == (
             f"mnist_opendataset:{plan.data_version}"
         )
-
-
-def test_cli_dry_run_needs_config_but_no_credential_or_data(tmp_path, monkeypatch, capsys):
-    repo = azure_repo(tmp_path / "repo", with_data=False)
-    monkeypatch.chdir(repo)
-    import mnist_repro.azure.config as config
-
-    def no_credential_please():
-        raise AssertionError("a dry run must not ask for a credential")
-
-    monkeypatch.setattr(config, "default_credential", no_credential_please)
-    assert main(["remote", "submit", "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    for name in ("compute.yaml", "environment.yaml", "data.yaml", "job.yaml"):
-        assert f"build/azureml/{name}" in out
-    job = load_job(repo / "build" / "azureml" / "job.yaml")
-    assert job.command == _expected_remote_command(repo)
-    assert main(["remote", "sweep", "--dry-run"]) == 0
-    assert load_job(repo / "build" / "azureml" / "sweep.yaml").type == "sweep"
-
-
-@pytest.mark.parametrize(
-    "action",
-    [
-        ["submit", "--dry-run"],
-        ["submit"],
-        ["sweep"],
-        ["status", "job1"],
-        ["delete-compute"],
-        ["check"],
-    ],
-)
-def test_cli_without_config_says_what_to_create(tmp_path, monkeypatch, capsys, action):
-    repo = azure_repo(tmp_path / "repo", with_data=False, with_config=False)
-    monkeypatch.chdir(repo)
-    assert main(["remote", *action]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: no Azure ML workspace config in ")
-    assert "config.json" in err and ".azureml/config.json" in err and "config.example.json" in err
-    assert not (repo / "build").exists()  # checked before any other work
-
-
-def test_config_in_dot_azureml_and_bad_config(tmp_path, monkeypatch, capsys):
-    repo = azure_repo(tmp_path / "repo", with_data=False, with_config=False)
-    monkeypatch.chdir(repo)
-    (repo / ".azureml").mkdir()
-    (repo / ".azureml" / "config.json").write_text('{"subscription_id": "s"}')
-    assert main(["remote", "submit", "--dry-run"]) == 1
-    err = capsys.readouterr().err
-    assert ".azureml/config.json: missing or empty resource_group, workspace_name" in err
-    (repo / ".azureml" / "config.json").write_text((repo / "config.example.json").read_text())
-    assert main(["remote", "submit", "--dry-run"]) == 0
-
-
-def test_cli_without_credential_says_how_to_log_in(tmp_path, monkeypatch, capsys):
-    from azure.identity import EnvironmentCredential
-
-    import mnist_repro.azure.config as config
-
-    repo = azure_repo(tmp_path / "repo", with_data=False)
-    monkeypatch.chdir(repo)
-    for var in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
-        monkeypatch.delenv(var, raising=False)
-    # a real azure-identity credential that finds nothing (no network needed to say so)
-    monkeypatch.setattr(config, "default_credential", EnvironmentCredential)
-    assert main(["remote", "submit"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: no Azure credential found: run `az login`")
-    assert err.count("\n") == 1
-    assert not (repo / "build").exists()
-
-
-def test_cli_missing_config_exit_code_in_a_subprocess(tmp_path):
-    repo = azure_repo(tmp_path / "repo", with_data=False, with_config=False)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mnist_repro", "remote", "submit", "--dry-run"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert proc.returncode == 1
-    assert "create config.json" in proc.stderr
-
-
-def test_local_pipeline_never_imports_azure():
-    code = (
-        "import sys; from mnist_repro.cli import build_parser; build_parser('decode'); "
-        "import mnist_repro.azure.settings, mnist_repro.azure.set_param, mnist_repro.content_hash; "
-        "print(sorted(m for m in sys.modules if m.startswith(('azure.', 'mlflow'))))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
-def test_set_param_rewrites_the_trials_params(tmp_path, monkeypatch):
-    from mnist_repro.azure.set_param import main as set_param_main
-
-    text = "train:\n  regularization: 0.5\n  seed: 1\nother: 2\n"
-    (tmp_path / "params.yaml").write_text(text)
-    monkeypatch.chdir(tmp_path)
-    assert set_param_main(["params.yaml", "trial.yaml", "train.regularization=0.01"]) == 0
-    assert (tmp_path / "params.yaml").read_text() == text  # the code folder is left alone
-    assert yaml.safe_load((tmp_path / "trial.yaml").read_text()) == {
-        "train": {"regularization": 0.01, "seed": 1},
-        "other": 2,
-    }
-    assert set_param_main(["params.yaml", "trial.yaml", "train.nope=1"]) == 1
-    assert set_param_main(["train.regularization=1"]) == 2
-
-
-def test_cli_without_mlflow_says_what_to_install(tmp_path, monkeypatch, capsys):
-    import mnist_repro.azure.cli as remote_cli
-
-    repo = azure_repo(tmp_path / "repo", with_data=False)
-    monkeypatch.chdir(repo)
-    monkeypatch.setitem(sys.modules, "azureml.mlflow", None)  # as if not installed
-
-    def no_client(cfg):
-        raise AssertionError("checked before connecting")
-
-    monkeypatch.setattr(remote_cli, "client", no_client)
-    assert main(["remote", "metrics", "job1"]) == 1
-    assert "needs mlflow-skinny and azureml-mlflow" in capsys.readouterr().err

@@ -1,39 +1,75 @@
-"""Build the Azure ML entities (compute, environment, data asset, jobs) with the real SDK.
+"""Build the Azure ML entities of one run (compute, environment, data asset, job) offline.
 
-Pure functions: nothing here talks to Azure. The job runs exactly the local train stage's
-command, read from dvc.yaml, with the data folder and the output folder swapped for the
-job's input and output.
+Nothing here talks to Azure. The job runs exactly the local train stage's command, read from
+dvc.yaml, with the data folder and the output folder swapped for the job's input and output.
+:func:`make_plan` gathers everything one run needs; :func:`write_specs` writes the entities
+as YAML (the dry run; also valid for ``az ml <kind> create -f``).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mnist_repro.azure.settings import AzureSettings, ComputeSettings, SweepSettings
-from mnist_repro.content_hash import listing_hash, tree_listing
+from mnist_repro.atomic import write_text
+from mnist_repro.azure.workspace import AzureSettings, borrowed, load_settings, train_section
+from mnist_repro.content_hash import listing_hash, tree_hash, tree_listing
 from mnist_repro.errors import MnistReproError
+from mnist_repro.paths import PARAMS
+from mnist_repro.provenance import git_commit, git_dirty
 
+DVC_YAML = "dvc.yaml"
+DOCKER_DIR = "docker"  # the image's build context: the environment
 TRAIN_STAGE = "train"
 DATA_INPUT = "data"
 MODEL_OUTPUT = "model"
 REMOTE_DATA = "${{inputs.data}}"
 REMOTE_OUT = "${{outputs.model}}"
 SWEEP_INPUT = "regularization"
-CODE_FILES = ("params.yaml",)  # besides src/: all the train command reads
+CODE_FILES = (PARAMS.as_posix(),)  # besides src/: all the train command reads
+TRIAL_PARAMS = "${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml"  # the shell expands it
 
 
-def local_train_command(dvc_yaml: str | Path = "dvc.yaml") -> str:
+@dataclass
+class Plan:
+    """Everything one run needs, computed from the repository."""
+
+    settings: AzureSettings
+    local_command: str
+    remote_command: str
+    data_dir: Path
+    out_dir: Path
+    build_dir: Path  # specs, the staged code folder, downloads
+    data_version: str
+    environment_version: str
+    commit: str
+    params: dict[str, Any]
+    compute: Any
+    environment: Any
+    data: Any
+    job: Any  # a Command node, or a SweepJob for a sweep
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sweep(self) -> bool:
+        return type(self.job).__name__ == "SweepJob"
+
+
+# --- the train command, from dvc.yaml --------------------------------------------------------
+
+
+def local_train_command(dvc_yaml: str | Path = DVC_YAML) -> str:
     """The ``cmd`` of dvc.yaml's train stage."""
     dvc_yaml = Path(dvc_yaml)
     try:
-        stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
-        cmd = stages[TRAIN_STAGE]["cmd"]
+        cmd = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"][TRAIN_STAGE]["cmd"]
     except FileNotFoundError:
         raise MnistReproError(f"{dvc_yaml}: not found (run from the repository root)") from None
     except (KeyError, TypeError, yaml.YAMLError):
@@ -49,7 +85,7 @@ def _option(tokens: list[str], flag: str, where: str) -> int:
     return tokens.index(flag) + 1
 
 
-def remote_train_command(local_cmd: str, where: str = "dvc.yaml") -> str:
+def remote_train_command(local_cmd: str, where: str = DVC_YAML) -> str:
     """``local_cmd`` with ``--data X`` and ``--out Y`` pointing at the job's input and output."""
     tokens = local_cmd.split()
     if shlex.split(local_cmd) != tokens:
@@ -59,13 +95,24 @@ def remote_train_command(local_cmd: str, where: str = "dvc.yaml") -> str:
     return " ".join(tokens)
 
 
-def local_paths(local_cmd: str, where: str = "dvc.yaml") -> tuple[Path, Path]:
+def local_paths(local_cmd: str, where: str = DVC_YAML) -> tuple[Path, Path]:
     """The data folder and the output folder of the local train command."""
     tokens = local_cmd.split()
     return (
         Path(tokens[_option(tokens, "--data", where)]),
         Path(tokens[_option(tokens, "--out", where)]),
     )
+
+
+def sweep_command(train_command: str, param: str) -> str:
+    """A trial: params.yaml with its regularization, then the train command reading that copy."""
+    return (
+        f"python -m mnist_repro.azure.job set-param {PARAMS.as_posix()} {TRIAL_PARAMS} "
+        f"{param}=${{{{inputs.{SWEEP_INPUT}}}}} && {train_command} --params {TRIAL_PARAMS}"
+    )
+
+
+# --- what the job gets: code and data ------------------------------------------------------------
 
 
 def stage_code(repo: Path, dest: Path) -> Path:
@@ -121,9 +168,13 @@ def data_version(listing: Mapping[str, str]) -> str:
     return listing_hash(listing)
 
 
-def build_compute(compute: ComputeSettings) -> Any:
+# --- the entities (the SDK's classes, imported only here and only when building) ---------------
+
+
+def build_compute(settings: AzureSettings) -> Any:
     from azure.ai.ml.entities import AmlCompute
 
+    compute = settings.compute
     return AmlCompute(
         name=compute.name,
         size=compute.sku,
@@ -200,17 +251,6 @@ def build_train_job(
     )
 
 
-TRIAL_PARAMS = "${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml"  # the shell expands it
-
-
-def sweep_command(train_command: str, sweep: SweepSettings) -> str:
-    """A trial: params.yaml with its regularization, then the train command reading that copy."""
-    return (
-        f"python -m mnist_repro.azure.set_param params.yaml {TRIAL_PARAMS} "
-        f"{sweep.param}=${{{{inputs.{SWEEP_INPUT}}}}} && {train_command} --params {TRIAL_PARAMS}"
-    )
-
-
 def build_sweep_job(settings: AzureSettings, trial: Any) -> Any:
     """A grid sweep over ``azure.sweep.values``; as many trials at once as the cluster has nodes."""
     from azure.ai.ml.sweep import Choice
@@ -242,3 +282,106 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
             out.update(flatten(f"{prefix}.{key}", sub))
         return out
     return {prefix: str(value)}
+
+
+# --- one run's plan ----------------------------------------------------------------------------
+
+
+def make_plan(
+    repo: str | os.PathLike[str] = ".",
+    params_path: str | os.PathLike[str] = PARAMS,
+    *,
+    sweep: bool = False,
+    need_data: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Plan:
+    """Read params.yaml, dvc.yaml, docker/ and the data; build every entity; stage the code."""
+    repo, params_path = Path(repo), Path(params_path)
+    settings = load_settings(params_path, environ)
+    local_command = local_train_command(repo / DVC_YAML)
+    remote_command = remote_train_command(local_command, str(repo / DVC_YAML))
+    data_dir, out_dir = local_paths(local_command)
+    files = borrowed("download", "files", params_path)
+    data_ver = data_version(data_listing(repo / data_dir, files, need_files=need_data))
+    environment_version = tree_hash(repo / DOCKER_DIR)
+    commit, dirty = git_commit(repo), git_dirty(repo)
+    train_params = train_section(params_path)
+    tags = {
+        "git_commit": commit,
+        "git_dirty": str(dirty),
+        "data_version": data_ver,
+        "environment_version": environment_version,
+        **flatten("train", train_params),
+    }
+    knobs = [f"{k}={train_params[k]}" for k in ("preset", "regularization") if k in train_params]
+    short = " ".join([commit[:8] + ("+dirty" if dirty else ""), *knobs])
+    job = build_train_job(
+        settings,
+        command=sweep_command(remote_command, settings.sweep.param) if sweep else remote_command,
+        code_dir=stage_code(repo, repo / settings.build_dir / "code"),
+        environment=asset_ref(settings.environment, environment_version),
+        data=asset_ref(settings.data_asset, data_ver),
+        display_name=f"{'sweep trial' if sweep else 'train'} {short}",
+        tags=tags,
+        environment_variables={
+            "PYTHONPATH": "src",
+            "MNIST_REPRO_GIT_COMMIT": commit,
+            "MNIST_TRAIN_BACKEND": "local",  # the job trains; it must never delegate again
+        },
+        extra_inputs={SWEEP_INPUT: settings.sweep.values[0]} if sweep else None,
+    )
+    return Plan(
+        settings=settings,
+        local_command=local_command,
+        remote_command=remote_command,
+        data_dir=repo / data_dir,
+        out_dir=repo / out_dir,
+        build_dir=repo / settings.build_dir,
+        data_version=data_ver,
+        environment_version=environment_version,
+        commit=commit,
+        params=train_params,
+        compute=build_compute(settings),
+        environment=build_environment(settings.environment, repo / DOCKER_DIR, environment_version),
+        data=build_data(settings.data_asset, repo / data_dir, data_ver),
+        job=build_sweep_job(settings, job) if sweep else job,
+        tags=tags,
+    )
+
+
+# --- the dry run's YAML specs ----------------------------------------------------------------
+
+
+def _plain(value: Any, base: Path) -> Any:
+    """Plain dicts and lists for YAML; absolute local paths made relative to the spec's folder."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, base) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, base) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return Path(os.path.relpath(value, base)).as_posix()
+    return value
+
+
+def job_dict(job: Any) -> dict[str, Any]:
+    """The job as `az ml job create -f` reads it (a Command node becomes its CommandJob)."""
+    if hasattr(job, "_to_job") and type(job).__name__ == "Command":
+        job = job._to_job()
+    return job._to_dict()
+
+
+def write_specs(plan: Plan, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """compute.yaml, environment.yaml, data.yaml and job.yaml (or sweep.yaml) in ``out_dir``."""
+    out_dir = Path(out_dir).resolve()
+    entities = {
+        "compute.yaml": plan.compute._to_dict(),
+        "environment.yaml": plan.environment._to_dict(),
+        "data.yaml": plan.data._to_dict(),
+        ("sweep.yaml" if plan.is_sweep else "job.yaml"): job_dict(plan.job),
+    }
+    paths = []
+    for name, entity in entities.items():
+        path = out_dir / name
+        write_text(path, yaml.safe_dump(_plain(entity, out_dir), sort_keys=False, width=1000))
+        paths.append(path)
+    return paths

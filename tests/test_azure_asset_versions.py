@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_repro.azure import specs
+from mnist_repro.azure import entities
 from mnist_repro.content_hash import listing_hash, tree_hash, tree_listing
 from mnist_repro.errors import MnistReproError
 from mnist_repro.provenance import sha256_file
@@ -53,23 +53,23 @@ def test_unchanged_content_same_hash_changed_content_new_hash(tmp_path):
 
 def test_environment_version_is_the_docker_folder_hash(tmp_path):
     root = _tree(tmp_path / "docker")
-    env = specs.build_environment("mnist-repro", root, tree_hash(root))
+    env = entities.build_environment("mnist-repro", root, tree_hash(root))
     assert env.version == tree_hash(root)
     assert env.build.path == str(root) and env.build.dockerfile_path == "Dockerfile"
     (root / "requirements.lock").write_text("numpy==3\n")
-    assert specs.build_environment("mnist-repro", root, tree_hash(root)).version != env.version
+    assert entities.build_environment("mnist-repro", root, tree_hash(root)).version != env.version
 
 
 def test_data_version_is_the_files_hash_and_matches_the_pinned_hashes(tmp_path):
     raw = tmp_path / "raw"
     files = write_synthetic_mnist(raw, n_train=30, n_test=10)
-    listing = specs.data_listing(raw, files, need_files=True)
+    listing = entities.data_listing(raw, files, need_files=True)
     assert listing == tree_listing(raw)
     # a dry run on a fresh clone (no data yet) gives the same version from params' hashes
-    assert specs.data_version(specs.data_listing(tmp_path / "none", files, False)) == (
-        specs.data_version(listing)
+    assert entities.data_version(entities.data_listing(tmp_path / "none", files, False)) == (
+        entities.data_version(listing)
     )
-    assert listing_hash({n: sha256_file(raw / n) for n in files}) == specs.data_version(listing)
+    assert listing_hash({n: sha256_file(raw / n) for n in files}) == entities.data_version(listing)
 
 
 def test_data_must_be_the_verified_files(tmp_path):
@@ -77,17 +77,17 @@ def test_data_must_be_the_verified_files(tmp_path):
     files = write_synthetic_mnist(raw, n_train=30, n_test=10)
     name = next(iter(files))
     with pytest.raises(MnistReproError, match="run `dvc repro download` first"):
-        specs.data_listing(tmp_path / "none", files, need_files=True)
+        entities.data_listing(tmp_path / "none", files, need_files=True)
     (raw / "notes.txt").write_text("x")
     with pytest.raises(MnistReproError, match=r"notes\.txt: not one of"):
-        specs.data_listing(raw, files, need_files=True)
+        entities.data_listing(raw, files, need_files=True)
     (raw / "notes.txt").unlink()
     (raw / name).write_bytes((raw / name).read_bytes() + b"\x00")
     with pytest.raises(MnistReproError, match=f"{name}: SHA-256 differs"):
-        specs.data_listing(raw, files, need_files=True)
+        entities.data_listing(raw, files, need_files=True)
     (raw / name).unlink()
     with pytest.raises(MnistReproError, match=f"{name}: missing"):
-        specs.data_listing(raw, files, need_files=True)
+        entities.data_listing(raw, files, need_files=True)
 
 
 def test_content_hash_cli(tmp_path, capsys):
