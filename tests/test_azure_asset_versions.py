@@ -12,7 +12,7 @@ from mnist_repro.azure import entities
 from mnist_repro.content_hash import listing_hash, tree_hash, tree_listing
 from mnist_repro.errors import MnistReproError
 from mnist_repro.provenance import sha256_file
-from synthetic import write_synthetic_mnist
+from helpers.dataset import write_fake_mnist
 
 
 def _tree(root):
@@ -62,7 +62,7 @@ def test_environment_version_is_the_docker_folder_hash(tmp_path):
 
 def test_data_version_is_the_files_hash_and_matches_the_pinned_hashes(tmp_path):
     raw = tmp_path / "raw"
-    files = write_synthetic_mnist(raw, n_train=30, n_test=10)
+    files = write_fake_mnist(raw, n_train=30, n_test=10)
     listing = entities.data_listing(raw, files, need_files=True)
     assert listing == tree_listing(raw)
     # a dry run on a fresh clone (no data yet) gives the same version from params' hashes
@@ -74,7 +74,7 @@ def test_data_version_is_the_files_hash_and_matches_the_pinned_hashes(tmp_path):
 
 def test_data_must_be_the_verified_files(tmp_path):
     raw = tmp_path / "raw"
-    files = write_synthetic_mnist(raw, n_train=30, n_test=10)
+    files = write_fake_mnist(raw, n_train=30, n_test=10)
     name = next(iter(files))
     with pytest.raises(MnistReproError, match="run `dvc repro download` first"):
         entities.data_listing(tmp_path / "none", files, need_files=True)

@@ -46,7 +46,7 @@ def test_the_job_command_trains_the_same_model_as_the_local_stage(repo, ml):
     empty output folder; the model that comes back must equal a local run's, byte for byte,
     and the accuracy it logged through MLflow must be the one registered.
     """
-    from support import run
+    from helpers.repo import run
 
     ml.jobs.execute = True
     plan = make_plan(repo)
@@ -100,7 +100,7 @@ def test_dvc_repro_on_the_azureml_backend_records_the_downloaded_model(repo, tmp
     import yaml
 
     from helpers.azure import FakeJobs
-    from support import run
+    from helpers.repo import run
 
     site = Path(__file__).resolve().parent / "azure_fake_site"
     env = {

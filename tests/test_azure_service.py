@@ -9,7 +9,7 @@ from helpers.azure import FakeMLClient, enter_azure_repo
 from mnist_repro.azure import service
 from mnist_repro.azure.entities import make_plan
 from mnist_repro.errors import MnistReproError
-from support import update_params
+from helpers.params import write_params
 
 
 @pytest.fixture
@@ -75,10 +75,10 @@ def test_changed_data_or_docker_gives_new_versions(repo, ml):
     (repo / "docker" / "Dockerfile").write_text(
         (repo / "docker" / "Dockerfile").read_text() + "# changed\n"
     )
-    from synthetic import write_synthetic_mnist
+    from helpers.dataset import write_fake_mnist
 
-    files = write_synthetic_mnist(repo / "data" / "raw", n_train=60, n_test=20, seed=1)
-    update_params(repo, {"download.files": files})
+    files = write_fake_mnist(repo / "data" / "raw", n_train=60, n_test=20, seed=1)
+    write_params(repo / "params.yaml", {"download.files": files})
     second = make_plan(repo)
     service.train(ml, second)
     assert second.data_version != first.data_version

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import VENV_BIN, copy_repo, run
+from helpers.repo import VENV_BIN, copy_repo, run
 
 
 def make(target: str, repo: Path, *args: str, check: bool = False):

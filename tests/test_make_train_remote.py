@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from helpers.azure import SAMPLE_CONFIG
-from support import copy_repo, run, update_params
-from synthetic import write_synthetic_mnist
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from helpers.repo import copy_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +24,9 @@ SITE = Path(__file__).resolve().parent / "azure_fake_site"
 
 def test_make_train_remote_then_local_training_agrees(tmp_path):
     mirror = tmp_path / "mirror"
-    specs = write_synthetic_mnist(mirror, n_train=300, n_test=100, seed=5)
+    specs = write_fake_mnist(mirror, n_train=300, n_test=100, seed=5)
     repo = copy_repo(tmp_path / "repo")
-    update_params(repo, {"download.files": specs, "download.retries": 1, "train.max_iter": 50})
+    write_params(repo / "params.yaml", {"download.files": specs, "download.retries": 1, "train.max_iter": 50})
     run(["git", "commit", "-qam", "synthetic data"], cwd=repo)
     shutil.copy(SAMPLE_CONFIG, repo / "config.json")
     venv = Path(sys.executable).parent.parent

@@ -21,8 +21,9 @@ from typing import Any
 from azure.ai.ml.exceptions import ErrorTarget, JobException
 from azure.core.exceptions import ResourceNotFoundError
 
-from support import copy_repo, update_params
-from synthetic import write_synthetic_mnist
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from helpers.repo import copy_repo
 
 SAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config.example.json"
 
@@ -31,8 +32,8 @@ def azure_repo(dest: Path, with_data: bool = True, with_config: bool = True) -> 
     """A git copy of the repo, with synthetic data/raw (pinned in params) and a config.json."""
     repo = copy_repo(dest)
     if with_data:
-        files = write_synthetic_mnist(repo / "data" / "raw", n_train=60, n_test=20)
-        update_params(repo, {"download.files": files})
+        files = write_fake_mnist(repo / "data" / "raw", n_train=60, n_test=20)
+        write_params(repo / "params.yaml", {"download.files": files})
     if with_config:
         shutil.copy(SAMPLE_CONFIG, repo / "config.json")
     return repo

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from mnist_repro.atomic import write_text
-from mnist_repro.azure.workspace import AzureSettings, borrowed, load_settings, train_section
+from mnist_repro.azure.workspace import AzureSettings, load_settings, stage_section
 from mnist_repro.content_hash import listing_hash, tree_hash, tree_listing
 from mnist_repro.errors import MnistReproError
 from mnist_repro.paths import PARAMS
@@ -301,11 +301,11 @@ def make_plan(
     local_command = local_train_command(repo / DVC_YAML)
     remote_command = remote_train_command(local_command, str(repo / DVC_YAML))
     data_dir, out_dir = local_paths(local_command)
-    files = borrowed("download", "files", params_path)
+    files = stage_section("download", params_path)["files"]
     data_ver = data_version(data_listing(repo / data_dir, files, need_files=need_data))
     environment_version = tree_hash(repo / DOCKER_DIR)
     commit, dirty = git_commit(repo), git_dirty(repo)
-    train_params = train_section(params_path)
+    train_params = stage_section("train", params_path)
     tags = {
         "git_commit": commit,
         "git_dirty": str(dirty),

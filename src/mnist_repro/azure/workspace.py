@@ -8,6 +8,7 @@ one params checker, with the tutorial's ``AML_COMPUTE_CLUSTER_*`` variables taki
 from __future__ import annotations
 
 import json
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,19 +56,6 @@ SPEC = {
         "primary_metric": [Pattern(r"\S+", "a metric name")],
         "goal": [Options({"maximize", "minimize"})],
     },
-}
-# The keys azure/ reads from sections other stages own (those stages check them in full).
-BORROWED = {
-    "download": {
-        "files": MapOf(
-            Pattern(r"[\w.-]+", "a file name"),
-            {
-                "sha256": [Pattern(r"[0-9a-f]{64}", "a SHA-256 hex digest")],
-                "size": [Interval(Integral, 1, None)],
-            },
-        )
-    },
-    "sweep": {"regularization": [ListOf(POSITIVE)]},
 }
 # The tutorial's variables (its compute cell reads them with os.environ.get).
 ENV_COMPUTE = {
@@ -137,19 +125,13 @@ def read_config(path: Path) -> WorkspaceConfig:
     return WorkspaceConfig(path, *(data[k].strip() for k in CONFIG_KEYS))
 
 
-def borrowed(section: str, key: str, params_path: Path) -> Any:
-    """``params.yaml[section][key]``, checked with the constraint in :data:`BORROWED`."""
-    data = params.load_file(params_path).get(section)
-    if not isinstance(data, Mapping) or key not in data:
-        raise MnistReproError(f"{params_path}: {section}.{key}: missing")
-    rule = {key: BORROWED[section][key]}
-    return params.validate(rule, {key: data[key]}, section, str(params_path))[key]
+def stage_section(name: str, params_path: Path) -> dict[str, Any]:
+    """Another stage's params section, checked in full with that stage's own ``SPEC``.
 
-
-def train_section(params_path: Path) -> dict[str, Any]:
-    """The train section as written (for the job's tags; the job's train stage checks it)."""
-    section = params.load_file(params_path).get("train")
-    return dict(section) if isinstance(section, Mapping) else {}
+    Imported here, not at the top: the stage modules load numpy and matplotlib.
+    """
+    module = importlib.import_module(f"mnist_repro.{name}")
+    return params.load(name, module.SPEC, params_path)
 
 
 def _from_environment(text: str) -> int | str:
@@ -192,7 +174,7 @@ def load_settings(
     sweep = section["sweep"]
     values = sweep["values"]
     if values is None:
-        values = borrowed("sweep", "regularization", params_path)
+        values = stage_section("sweep", params_path)["regularization"]
     return AzureSettings(
         experiment=section["experiment"],
         compute=compute_settings(section["compute"], environ, params_path),
