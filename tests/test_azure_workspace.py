@@ -129,7 +129,7 @@ def test_sweep_values_null_means_the_local_sweeps_grid(tmp_path):
     bad_local = _params(tmp_path, "regularization: [0.05,", "regularization: [-1,")
     assert "params.yaml: sweep.regularization must be a list" in _one_line_error(bad_local)
     no_local = _params(tmp_path, "  regularization: [0.05,", "  other: [0.05,")
-    assert "params.yaml: sweep.regularization: missing" in _one_line_error(no_local)
+    assert "params.yaml: sweep.other: unknown key" in _one_line_error(no_local)
 
 
 def test_config_file_places_and_errors(tmp_path):
