@@ -6,7 +6,15 @@ import re
 
 from support import REPO_ROOT, run
 
-SECTIONS = ["Setup", "Pipeline", "Quality", "Data sharing (storage)", "Benchmarks", "Azure ML", "Docker"]
+SECTIONS = [
+    "Setup",
+    "Pipeline",
+    "Quality",
+    "Data sharing (storage)",
+    "Benchmarks",
+    "Azure ML",
+    "Docker",
+]
 
 
 def phony_targets() -> set[str]:
