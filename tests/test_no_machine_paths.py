@@ -8,21 +8,25 @@ generated, not written.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 from support import REPO_ROOT, repo_files
 
 LOCK_FILES = ("*.lock", "package-lock.json")
+# Folders of every machine (an image's Dockerfile may name them): never machine-specific.
+SYSTEM_FOLDERS = {"/", "/home", "/mnt", "/opt", "/srv", "/tmp", "/usr", "/var", "/var/tmp"}
+SYSTEM_FOLDERS.add(tempfile.gettempdir())
 
 
 def machine_paths(root: Path, home: Path) -> list[str]:
     """The absolute folders no tracked file may name, each ending in "/".
 
-    The checkout's parent (or the checkout itself, when its parent is "/") and the home folder
-    (unless it is "/"): "/" alone would match every path.
+    The checkout's parent, or the checkout itself when its parent is a system folder ("/",
+    "/tmp", "/home", ...: an image's Dockerfile may name those), and the home folder.
     """
-    folders = [root.parent if root.parent != root.parent.parent else root, home]
-    return sorted({f"{folder}/" for folder in folders if folder != folder.parent})
+    parent = root if str(root.parent) in SYSTEM_FOLDERS else root.parent
+    return sorted({f"{folder}/" for folder in (parent, home) if str(folder) not in SYSTEM_FOLDERS})
 
 
 def files_naming(root: Path, needles: list[str]) -> list[str]:
@@ -53,6 +57,7 @@ def test_the_check_finds_a_file_that_names_the_checkout_s_parent(tmp_path: Path)
     assert files_naming(repo, needles) == [f"README.md: {tmp_path}/"]
 
 
-def test_the_root_folder_alone_is_never_a_needle() -> None:
+def test_system_folders_are_never_needles_the_checkout_is_then() -> None:
     assert machine_paths(Path("/repo"), Path("/")) == ["/repo/"]
+    assert machine_paths(Path("/tmp/repo"), Path("/home")) == ["/tmp/repo/"]
     assert machine_paths(Path("/a/b/repo"), Path("/home/me")) == ["/a/b/", "/home/me/"]
