@@ -1,7 +1,7 @@
 """`make push` / `make pull`: a clear message without a remote; plain dvc push/pull with one.
 
 Network-free: the remote here is a local folder (the Azure remote is tested against Azurite
-in test_remote_storage.py, by `make test-storage`).
+in test_storage_azurite.py, by `make test-storage`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_without_a_remote_says_how_to_add_one(repo: Path, target: str) -> None:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
         "error: no DVC remote configured: run 'dvc remote add -d storage "
-        "azure://<container>/<prefix>' (README: Sharing data and results)"
+        "azure://<container>/<prefix>' (docs/storage.md)"
     ], proc.stderr
     assert "dvc push" not in proc.stdout and "dvc pull" not in proc.stdout
 

@@ -1,11 +1,14 @@
-"""Install, start and stop Azurite, Microsoft's Azure Storage emulator, for the DVC remote tests.
+"""Install, start and stop Azurite, Microsoft's Azure Storage emulator, for the storage tests.
 
 Azurite comes from the npm registry, pinned with integrity hashes by
-``tests/azurite-npm/package-lock.json``, and is installed once (``npm ci``) into a cache
+``tools/azurite-npm/package-lock.json``, and is installed once (``npm ci``) into a cache
 folder outside the repository: ``$MNIST_REPRO_AZURITE_HOME``, else
-``${XDG_CACHE_HOME:-~/.cache}/mnist-repro/azurite``. ``make test-storage`` installs it first::
+``${XDG_CACHE_HOME:-~/.cache}/mnist-repro/azurite``. ``make test-storage`` and
+``make bench-storage`` install it first::
 
-    python tests/azurite_support.py install
+    python tools/azurite.py install
+
+The storage tests (tests/test_storage_azurite.py) and tools/bench/bench_storage.py import it.
 
 Each :class:`Azurite` runs ``azurite-blob`` on a free port of 127.0.0.1 with its own data
 folder and is stopped by its pid. The account is the emulator's well-known development
@@ -394,7 +397,7 @@ class BlobProxy:
 
 def main(argv: list[str]) -> int:
     if argv != ["install"]:
-        print("usage: python tests/azurite_support.py install", file=sys.stderr)
+        print("usage: python tools/azurite.py install", file=sys.stderr)
         return 2
     if reason := missing_tools():
         print(f"Azurite not installed: {reason}", file=sys.stderr)

@@ -184,8 +184,8 @@ SIZE=$("$ENGINE" image inspect -f '{{.Size}}' "$IMAGE")
 echo "image size: $((SIZE / 1000000)) MB ($IMAGE, base $BASE)"
 
 # --- data and repo copies -----------------------------------------------------------------------
-"$PY" "$REPO/tests/docker/prepare.py" "$WORK/repo" "$WORK/mirror"
-"$PY" "$REPO/tests/docker/prepare.py" "$WORK/venv-repo" "$WORK/mirror" >/dev/null
+"$PY" "$REPO/tools/docker/prepare.py" "$WORK/repo" "$WORK/mirror"
+"$PY" "$REPO/tools/docker/prepare.py" "$WORK/venv-repo" "$WORK/mirror" >/dev/null
 chmod -R a+rX "$WORK/mirror"   # the synthetic files are written 0600 (temp file + rename)
 [[ $(id -u) == 0 ]] && chown -R "$RUN_UID:$RUN_GID" "$WORK/repo"
 stage "synthetic MNIST mirror and repo copies ready"
@@ -205,7 +205,7 @@ stage "dvc repro inside the image as uid $RUN_UID:$RUN_GID"
     dvc repro >"$WORK/venv-repro.log" 2>&1) || { tail -40 "$WORK/venv-repro.log" >&2; die "dvc repro in the venv failed"; }
 stage "dvc repro in the virtual environment (for comparison)"
 
-"$PY" "$REPO/tests/docker/check_outputs.py" "$WORK/repo" "$RUN_UID" --same-as "$WORK/venv-repo"
+"$PY" "$REPO/tools/docker/check_outputs.py" "$WORK/repo" "$RUN_UID" --same-as "$WORK/venv-repo"
 
 # The Azure ML job's command in the image: code folder read-only, the raw files as an input
 # mount, outputs elsewhere, run metrics to MLflow (a local file store stands in for the job's).

@@ -1,39 +1,32 @@
 """Benchmark: dvc push / dvc pull of the real pipeline's outputs, Azure (Azurite) vs a folder.
 
-    python tests/bench/bench_storage.py [--repeats 3] [folder]
+    make bench-storage    # or: python tools/bench/bench_storage.py [--repeats 3] [folder]
 
-Runs the whole pipeline on the real MNIST files (the folder: MNIST_MIRROR when it is a local
-folder, else /work/shared/mnist) in a scratch copy of the repo, then, side by side in one run,
-times ``dvc push`` of all cached outputs into an empty remote and ``dvc pull`` of them into a
-fresh ``git clone`` with an empty cache, through the Azure remote (Azurite on 127.0.0.1, via
-dvc-azure) and through a plain local-folder remote (the floor: same DVC, no HTTP). Medians of
-the repeats; each time includes DVC's own start-up, shown by a push with nothing to send.
+Runs the whole pipeline on the real MNIST files (the folder, default data/raw: the pipeline's
+own verified files, so ``make repro`` first) in a scratch copy of the repo, then, side by side
+in one run, times ``dvc push`` of all cached outputs into an empty remote and ``dvc pull`` of
+them into a fresh ``git clone`` with an empty cache, through the Azure remote (Azurite on
+127.0.0.1, via dvc-azure) and through a plain local-folder remote (the floor: same DVC, no
+HTTP). Medians of the repeats; each time includes DVC's own start-up, shown by a push with
+nothing to send.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))
+# tools/azurite.py, and the tests' helpers for the throwaway repo copy.
+TOOLS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TOOLS), str(TOOLS.parent / "tests")]
 
-from azurite_support import Azurite, ensure_installed, missing_tools  # noqa: E402
+from azurite import Azurite, ensure_installed, missing_tools  # noqa: E402
+from mnist_repro.paths import RAW  # noqa: E402
 from support import copy_repo, run  # noqa: E402
-
-DEFAULT_FOLDER = Path("/work/shared/mnist")
-
-
-def default_folder() -> Path:
-    mirror = os.environ.get("MNIST_MIRROR", "")
-    if mirror and "://" not in mirror and Path(mirror).is_dir():
-        return Path(mirror)
-    return DEFAULT_FOLDER
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -49,12 +42,16 @@ def cache_size(repo: Path) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=default_folder())
+    parser.add_argument("folder", nargs="?", type=Path, default=RAW)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    if not args.folder.is_dir():
-        print(f"bench-storage: no MNIST folder {args.folder}; skipped", file=sys.stderr)
+    if not any(args.folder.glob("*-ubyte.gz")):
+        print(
+            f"bench-storage: no MNIST files in {args.folder}: run `make repro` first",
+            file=sys.stderr,
+        )
         return 1
+    folder = args.folder.resolve()  # the pipeline runs in a scratch copy elsewhere
     if reason := missing_tools():
         print(f"bench-storage: {reason}; skipped", file=sys.stderr)
         return 1
@@ -64,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         producer = copy_repo(tmp / "producer")
         print(f"dvc repro on the real MNIST files ({args.folder}) ...", flush=True)
-        repro = timed(["dvc", "repro"], producer, env={"MNIST_MIRROR": str(args.folder)})
+        repro = timed(["dvc", "repro"], producer, env={"MNIST_MIRROR": str(folder)})
         run(["git", "add", "-A"], cwd=producer)
         run(["git", "commit", "-q", "-m", "pipeline outputs"], cwd=producer)
         print(f"  {repro:.0f} s", flush=True)

@@ -1,6 +1,6 @@
 """Check what `dvc repro` left in a repo copy after running inside the image.
 
-Usage: python tests/docker/check_outputs.py REPO_COPY UID [--same-as OTHER_COPY]
+Usage: python tools/docker/check_outputs.py REPO_COPY UID [--same-as OTHER_COPY]
 
 - every stage of dvc.yaml is recorded in dvc.lock and every declared output exists;
 - every file in the copy belongs to UID (the container ran as the calling user);

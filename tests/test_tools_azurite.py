@@ -1,4 +1,4 @@
-"""The Azurite harness itself, without starting Azurite: pinning, cache folder, the skip reason.
+"""tools/azurite.py without starting Azurite: pinning, cache folder, the storage tests' skip reason.
 
 These run in `make test` (no network, no Node.js needed).
 """
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-import azurite_support
+import azurite
 from support import REPO_ROOT
 
 
 def test_azurite_is_pinned_exactly_with_an_integrity_hash_for_every_package() -> None:
-    package = json.loads((azurite_support.NPM_DIR / "package.json").read_text())
-    lock = json.loads((azurite_support.NPM_DIR / "package-lock.json").read_text())
-    assert package["dependencies"] == {"azurite": azurite_support.pinned_version()}
+    package = json.loads((azurite.NPM_DIR / "package.json").read_text())
+    lock = json.loads((azurite.NPM_DIR / "package-lock.json").read_text())
+    assert package["dependencies"] == {"azurite": azurite.pinned_version()}
     assert lock["packages"][""]["dependencies"] == package["dependencies"]
     packages = {name: meta for name, meta in lock["packages"].items() if name}
     assert len(packages) > 100
@@ -33,26 +33,26 @@ def test_installs_into_a_cache_folder_outside_the_repository(
 ) -> None:
     monkeypatch.delenv("MNIST_REPRO_AZURITE_HOME", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert azurite_support.cache_dir() == tmp_path / "xdg" / "mnist-repro" / "azurite"
+    assert azurite.cache_dir() == tmp_path / "xdg" / "mnist-repro" / "azurite"
     monkeypatch.setenv("MNIST_REPRO_AZURITE_HOME", str(tmp_path / "mine"))
-    target = azurite_support.install_dir()
+    target = azurite.install_dir()
     assert target.parent == tmp_path / "mine"
-    assert target.name.startswith(f"azurite-{azurite_support.pinned_version()}-")
+    assert target.name.startswith(f"azurite-{azurite.pinned_version()}-")
     assert REPO_ROOT not in target.parents
-    assert not azurite_support.is_installed()
+    assert not azurite.is_installed()
 
 
 def test_missing_node_or_npm_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert azurite_support.missing_tools() == (
+    assert azurite.missing_tools() == (
         "node and npm not found on PATH: install Node.js 20+ to run Azurite"
     )
     node = tmp_path / "node"
     node.write_text("#!/bin/sh\n")
     node.chmod(0o755)
-    assert azurite_support.missing_tools().startswith("npm not found on PATH")
+    assert azurite.missing_tools().startswith("npm not found on PATH")
     with pytest.raises(RuntimeError, match="npm not found"):
-        azurite_support.ensure_installed()
+        azurite.ensure_installed()
 
 
 def test_storage_tests_skip_with_the_reason_when_node_is_missing(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_storage_tests_skip_with_the_reason_when_node_is_missing(tmp_path: Path)
     env["PATH"] = str(tmp_path)  # no node, no npm (nor anything else)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "azurite", "-p", "no:cacheprovider",
-         "tests/test_remote_storage.py"],
+         "tests/test_storage_azurite.py"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -1,6 +1,6 @@
 """Set up a throwaway repo copy and a synthetic MNIST mirror for `make test-docker`.
 
-Usage: python tests/docker/prepare.py REPO_COPY MIRROR
+Usage: python tools/docker/prepare.py REPO_COPY MIRROR
 
 Writes the four synthetic idx .gz files into MIRROR, copies this repository into REPO_COPY (a
 git repo with one commit, see tests/support.py) and points its params.yaml at the synthetic
@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1]
+# The tests' helpers: the synthetic MNIST files and the throwaway repo copy.
+TESTS = Path(__file__).resolve().parents[2] / "tests"
 sys.path.insert(0, str(TESTS))
 
 from support import copy_repo, run, update_params  # noqa: E402

@@ -1,8 +1,8 @@
 """Benchmark: decoding the MNIST idx files vs plain gzip decompression of the same files.
 
-    python tests/bench/bench_decode.py [--repeats 7] [folder]
+    make bench-decode     # or: python tools/bench/bench_decode.py [--repeats 7] [folder]
 
-The folder defaults to MNIST_MIRROR (when it is a local folder) or /work/shared/mnist.
+The folder defaults to data/raw, the pipeline's own verified files (``make repro`` first).
 Each measurement reads the files from disk, so both sides pay the same I/O; the
 median of the repeats is reported, measured side by side in one run. The goal
 (issue 2) is ``read_idx`` within 2x of ``gzip.decompress``.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import statistics
 import sys
 import time
@@ -21,16 +20,9 @@ from pathlib import Path
 
 from mnist_repro.decode import FILES, load_raw
 from mnist_repro.idx import read_idx
+from mnist_repro.paths import RAW
 
-DEFAULT_FOLDER = Path("/work/shared/mnist")
 GOAL = 2.0
-
-
-def default_folder() -> Path:
-    mirror = os.environ.get("MNIST_MIRROR", "")
-    if mirror and "://" not in mirror and Path(mirror).is_dir():
-        return Path(mirror)
-    return DEFAULT_FOLDER
 
 
 def seconds(func: Callable[[], object]) -> float:
@@ -41,13 +33,15 @@ def seconds(func: Callable[[], object]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=default_folder())
+    parser.add_argument("folder", nargs="?", type=Path, default=RAW)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     paths = [args.folder / name for name in FILES.values()]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        print(f"bench-decode: missing {', '.join(missing)}; skipped", file=sys.stderr)
+        print(
+            f"bench-decode: missing {', '.join(missing)}: run `make repro` first", file=sys.stderr
+        )
         return 1
 
     def gunzip_all() -> None:

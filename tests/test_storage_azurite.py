@@ -6,7 +6,8 @@ client. Credentials (the emulator's public development account) only ever go to
 ``.dvc/config.local`` or to ``AZURE_STORAGE_CONNECTION_STRING``, never to git.
 
 Marked ``azurite``: ``make test`` leaves these out (it stays network-free; Azurite comes
-from npm); ``make test-storage`` installs Azurite into a cache folder and runs them.
+from npm); ``make test-storage`` installs Azurite (tools/azurite.py) into a cache folder and
+runs them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from azurite_support import ACCOUNT_KEY, Azurite, BlobProxy, ensure_installed, missing_tools
+from azurite import ACCOUNT_KEY, Azurite, BlobProxy, ensure_installed, missing_tools
 from support import copy_repo, run, stage_env, update_params
 from synthetic import write_synthetic_mnist
 
