@@ -116,9 +116,8 @@ bench-storage: $(STAMP) ## Time dvc push/pull of the real outputs: Azure (Azurit
 	python tools/azurite.py install
 	python tools/bench/bench_storage.py
 
-##@ Azure ML: the train stage on a compute cluster (docs/azure-ml.md)
+##@ Azure ML: the train stage on a compute cluster (docs/azure.md)
 
-# --- Azure ML (SDK v2): the same train command on a compute cluster; see docs/azure.md ---------
 # Needs config.json (or .azureml/config.json) from your workspace, and `az login` (except DRY_RUN=1).
 # The targets keep their remote-* names; the command behind them is `python -m mnist_repro azure`.
 AZURE_ML := python -m mnist_repro azure

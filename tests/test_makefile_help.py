@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from support import REPO_ROOT, run
+from helpers.repo import REPO_ROOT, run
 
 SECTIONS = [
     "Setup",

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from support import REPO_ROOT, repo_files
+from helpers.repo import REPO_ROOT, repo_files
 
 LOCK_FILES = ("*.lock", "package-lock.json")
 # Folders of every machine (an image's Dockerfile may name them): never machine-specific.

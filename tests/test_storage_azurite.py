@@ -25,8 +25,9 @@ import pytest
 import yaml
 
 from azurite import ACCOUNT_KEY, Azurite, BlobProxy, ensure_installed, missing_tools
-from support import copy_repo, run, stage_env, update_params
-from synthetic import write_synthetic_mnist
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from helpers.repo import copy_repo, run, stage_env
 
 pytestmark = pytest.mark.azurite
 
@@ -60,7 +61,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
     folder = tmp_path_factory.mktemp("mirror")
-    return folder, write_synthetic_mnist(folder)
+    return folder, write_fake_mnist(folder)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def producer(tmp_path_factory: pytest.TempPathFactory, mirror) -> Path:
     _require_azurite()  # skip before the pipeline run when Azurite cannot run anyway
     folder, specs = mirror
     repo = copy_repo(tmp_path_factory.mktemp("producer") / "repo")
-    update_params(repo, {"download.files": specs})
+    write_params(repo / "params.yaml", {"download.files": specs})
     run(["dvc", "repro"], cwd=repo, env={"MNIST_MIRROR": str(folder)})
     run(["git", "add", "-A"], cwd=repo)
     run(["git", "commit", "-q", "-m", "pipeline outputs (dvc.lock)"], cwd=repo)

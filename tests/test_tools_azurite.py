@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import azurite
-from support import REPO_ROOT
+from helpers.repo import REPO_ROOT
 
 
 def test_azurite_is_pinned_exactly_with_an_integrity_hash_for_every_package() -> None:

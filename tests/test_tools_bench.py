@@ -10,8 +10,8 @@ import re
 import sys
 from pathlib import Path
 
-from support import REPO_ROOT, run
-from synthetic import write_synthetic_mnist
+from helpers.dataset import write_fake_mnist
+from helpers.repo import REPO_ROOT, run
 
 BENCH = REPO_ROOT / "tools" / "bench"
 
@@ -21,7 +21,7 @@ def bench(script: str, *args: str | Path):
 
 
 def test_bench_train_ends_with_the_summary_line(tmp_path: Path) -> None:
-    write_synthetic_mnist(tmp_path / "raw")
+    write_fake_mnist(tmp_path / "raw")
     proc = bench("bench_train.py", "--data", tmp_path / "raw", "--work", tmp_path / "work",
                  "--repeats", "1")  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO_ROOT, run
+from helpers.repo import REPO_ROOT, run
 
 SCRIPT = REPO_ROOT / "tools" / "docker" / "train-local.sh"
 USER = f"{os.getuid()}:{os.getgid()}"

@@ -25,8 +25,8 @@ TOOLS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TOOLS), str(TOOLS.parent / "tests")]
 
 from azurite import Azurite, ensure_installed, missing_tools  # noqa: E402
+from helpers.repo import copy_repo, run  # noqa: E402
 from mnist_repro.paths import RAW  # noqa: E402
-from support import copy_repo, run  # noqa: E402
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:

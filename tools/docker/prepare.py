@@ -3,7 +3,7 @@
 Usage: python tools/docker/prepare.py REPO_COPY MIRROR
 
 Writes the four synthetic idx .gz files into MIRROR, copies this repository into REPO_COPY (a
-git repo with one commit, see tests/support.py) and points its params.yaml at the synthetic
+git repo with one commit, see tests/helpers/repo.py) and points its params.yaml at the synthetic
 files' hashes, so that `dvc repro` in the copy downloads them from MIRROR and verifies them.
 """
 
@@ -16,8 +16,9 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[2] / "tests"
 sys.path.insert(0, str(TESTS))
 
-from support import copy_repo, run, update_params  # noqa: E402
-from synthetic import write_synthetic_mnist  # noqa: E402
+from helpers.dataset import write_fake_mnist  # noqa: E402
+from helpers.params import write_params  # noqa: E402
+from helpers.repo import copy_repo, run  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -26,9 +27,9 @@ def main(argv: list[str]) -> int:
         return 2
     repo, mirror = (Path(arg) for arg in argv)
     mirror.mkdir(parents=True, exist_ok=True)
-    files = write_synthetic_mnist(mirror)
+    files = write_fake_mnist(mirror)
     copy_repo(repo)
-    update_params(repo, {"download.files": files})
+    write_params(repo / "params.yaml", {"download.files": files})
     run(["git", "commit", "-q", "-am", "synthetic MNIST hashes"], cwd=repo)
     print(f"repo copy {repo}, synthetic mirror {mirror} ({len(files)} files)")
     return 0
