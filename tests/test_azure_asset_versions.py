@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers.dataset import write_fake_mnist
 from mnist_repro.azure import entities
 from mnist_repro.content_hash import listing_hash, tree_hash, tree_listing
 from mnist_repro.errors import MnistReproError
 from mnist_repro.provenance import sha256_file
-from helpers.dataset import write_fake_mnist
 
 
 def _tree(root):

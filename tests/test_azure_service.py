@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from helpers.azure import FakeMLClient, enter_azure_repo
+from helpers.params import write_params
 from mnist_repro.azure import service
 from mnist_repro.azure.entities import make_plan
 from mnist_repro.errors import MnistReproError
-from helpers.params import write_params
 
 
 @pytest.fixture

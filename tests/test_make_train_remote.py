@@ -26,7 +26,9 @@ def test_make_train_remote_then_local_training_agrees(tmp_path):
     mirror = tmp_path / "mirror"
     specs = write_fake_mnist(mirror, n_train=300, n_test=100, seed=5)
     repo = copy_repo(tmp_path / "repo")
-    write_params(repo / "params.yaml", {"download.files": specs, "download.retries": 1, "train.max_iter": 50})
+    write_params(
+        repo / "params.yaml", {"download.files": specs, "download.retries": 1, "train.max_iter": 50}
+    )
     run(["git", "commit", "-qam", "synthetic data"], cwd=repo)
     shutil.copy(SAMPLE_CONFIG, repo / "config.json")
     venv = Path(sys.executable).parent.parent

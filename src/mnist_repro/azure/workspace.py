@@ -7,8 +7,8 @@ one params checker, with the tutorial's ``AML_COMPUTE_CLUSTER_*`` variables taki
 
 from __future__ import annotations
 
-import json
 import importlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from typing import Any
 
 from mnist_repro import params
 from mnist_repro.errors import MnistReproError
-from mnist_repro.params import Integral, Interval, ListOf, MapOf, Options, Pattern, Real
+from mnist_repro.params import Integral, Interval, ListOf, Options, Pattern, Real
 
 CONFIG_PLACES = (Path("config.json"), Path(".azureml") / "config.json")
 CONFIG_KEYS = ("subscription_id", "resource_group", "workspace_name")
