@@ -1,7 +1,9 @@
 """A thin command line over the stage modules: ``python -m mnist_repro <stage>``.
 
 Each subcommand parses its arguments, calls one module's entry point and turns a
-:class:`MnistReproError` into a one-line message on stderr and exit status 1.
+:class:`MnistReproError` into a one-line message on stderr and exit status 1. Before any stage
+module (and so NumPy) is imported, the commands that compute in floating point pin the BLAS
+kernel that params.yaml names (:mod:`mnist_repro.blas`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from mnist_repro import blas
 from mnist_repro.errors import MnistReproError
 
 # subcommand -> (module, help). Each module exposes ``add_arguments(parser)`` and ``run(args)``.
@@ -57,9 +60,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def params_path(argv: Sequence[str]) -> str:
+    """The ``--params`` value in ``argv`` (``params.yaml`` if none), parsed without the stage."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--params", default="params.yaml")
+    return pre.parse_known_args(argv)[0].params
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command in blas.COMMANDS:
+        try:
+            blas.apply_from_params(params_path(argv))
+        except MnistReproError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     args = build_parser(command).parse_args(argv)
     run: Callable[[argparse.Namespace], int | None] = args.run
     try:
