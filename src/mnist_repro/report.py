@@ -1,27 +1,30 @@
 """Stage ``report``: write ``reports/README.md`` from the model metadata, metrics and figures.
 
-The report holds only what the pipeline decides (params, data hashes, metrics, figures), so a
-rerun with the same inputs writes the same bytes. The commit it names is the last commit that
-changed the code, the pipeline or the params (not ``HEAD``): committing the results afterwards
-does not change the report.
+The report holds what the pipeline decides (params, data hashes, BLAS kernel, package versions,
+metrics, figures), so a rerun with the same inputs writes the same bytes. It names no git
+commit or git state: DVC does not track them, so a report rerun would not follow them (the
+train stage's run record, ``models/train.timings.json``, holds the commit). One line comes
+from that run record: the CPU of the last train run here, which ``reports/fingerprint.json``
+also holds, with the kernel and packages, for ``make verify`` to compare hosts against.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 from pathlib import Path
 from typing import Any
 
-from mnist_repro import progress
-from mnist_repro.atomic import write_text
+from mnist_repro import blas, progress
+from mnist_repro.atomic import write_json, write_text
 from mnist_repro.errors import MnistReproError
 from mnist_repro.params import load_section, read_json
-from mnist_repro.provenance import git_commit, git_dirty
 
 STAGE = "report"
 PARAM_KEYS = ("tutorial_accuracy",)
-CODE_PATHS = ("src", "dvc.yaml", "params.yaml")
+TIMINGS_FILE = "train.timings.json"  # the train stage's run record (git-ignored)
+FINGERPRINT_FILE = "fingerprint.json"
+HOST_KEYS = ("cpu", "machine", "isa")
 FIGURES = (
     (
         "figures/digits.png",
@@ -57,19 +60,28 @@ def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dic
     return {"tutorial_accuracy": float(value)}
 
 
-def code_commit(cwd: str | os.PathLike[str] = ".") -> str:
-    """The last commit that changed src/, dvc.yaml or params.yaml, ``+ uncommitted changes``
-    when they differ from it; ``MNIST_REPRO_GIT_COMMIT`` overrides (no .git folder)."""
-    if os.environ.get("MNIST_REPRO_GIT_COMMIT"):
-        return git_commit(cwd)
-    commit = git_commit(cwd, CODE_PATHS)
-    if commit == "unknown":
-        return "unknown (not a git checkout or no commit yet)"
-    return f"{commit} + uncommitted changes" if git_dirty(cwd, CODE_PATHS) else commit
+def read_host(model_dir: Path) -> dict[str, str]:
+    """CPU, machine and x86-64 level of the last train run, from its run record if present."""
+    try:
+        timings = json.loads((model_dir / TIMINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        timings = {}
+    if not isinstance(timings, dict):
+        timings = {}
+    return {key: str(timings.get(key, "unknown")) for key in HOST_KEYS}
+
+
+def fingerprint(meta: dict[str, Any], host: dict[str, str]) -> dict[str, Any]:
+    """What made these results: the train run's host, the BLAS kernels and the packages."""
+    return {
+        **host,
+        "blas": meta.get("blas", {"kernel": "not recorded"}),
+        "packages": meta["packages"],
+    }
 
 
 def render(
-    meta: dict[str, Any], metrics: dict[str, Any], config: dict[str, float], commit: str
+    meta: dict[str, Any], metrics: dict[str, Any], config: dict[str, float], host: dict[str, str]
 ) -> str:
     """The report's Markdown."""
     params = meta["params"]
@@ -133,7 +145,11 @@ def render(
         f"| seed, threads | {params['seed']}, {params['threads']} |",
         f"| solver iterations | {_iterations(meta['n_iter'])} |",
         f"| converged | {converged} |",
-        f"| code | `{commit}` (last commit changing src/, dvc.yaml or params.yaml) |",
+        f"| BLAS kernel | {blas.describe(meta.get('blas', {'kernel': 'not recorded'}))} |",
+        f"| host CPU | {host['cpu']} ({host['machine']}, {host['isa']}), the last train run "
+        f"here (models/{TIMINGS_FILE}) |",
+        f"| code | mnist-repro {meta['packages'].get('mnist-repro', 'unknown')}; each stage's "
+        "code hashes are in dvc.lock |",
         "",
         "Data (SHA-256 of the raw files the model was trained and tested on):",
         "",
@@ -145,7 +161,8 @@ def render(
     lines += [f"| {name} | {version} |" for name, version in sorted(meta["packages"].items())]
     lines += [
         "",
-        "Reproduce with `make repro`; compare runs with `dvc metrics diff` and `dvc plots diff`.",
+        "Reproduce with `make repro`, then `make verify` says whether the run matched these "
+        "results; compare runs with `dvc metrics diff` and `dvc plots diff`.",
         "",
     ]
     return "\n".join(lines)
@@ -170,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
     for path, _, _ in FIGURES:
         if not (reports / path).is_file():
             raise MnistReproError(f"{reports / path}: not found (run the evaluate stage first)")
-    write_text(reports / "README.md", render(meta, metrics, config, code_commit()))
-    progress.say(STAGE, f"wrote {reports / 'README.md'}")
+    host = read_host(Path(args.model))
+    write_text(reports / "README.md", render(meta, metrics, config, host))
+    write_json(reports / FINGERPRINT_FILE, fingerprint(meta, host))
+    progress.say(STAGE, f"wrote {reports / 'README.md'} and {reports / FINGERPRINT_FILE}")
     return 0
