@@ -32,6 +32,10 @@ setup: $(STAMP) ## Create .venv and install the locked dependencies and this pac
 repro: $(STAMP) ## Run the pipeline (dvc repro); MNIST_MIRROR=<url or folder> adds a data source
 	dvc repro
 
+.PHONY: verify
+verify: $(STAMP) ## After make repro: do all DVC-tracked outputs match the committed dvc.lock? (exit 1 if not)
+	python -m mnist_repro verify
+
 # Sharing through a DVC remote (README: "Sharing data and results"). DVC_REMOTE=<name> picks a
 # remote other than the default one.
 DVC_REMOTE ?=

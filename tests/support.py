@@ -98,3 +98,12 @@ def update_params(repo: str | os.PathLike[str], updates: Mapping[str, Any]) -> N
             node = node.setdefault(key, {})
         node[leaf] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def pinned_kernel_runs_here() -> bool:
+    """Whether this CPU runs the recipe's default BLAS kernel (x86-64 with AVX2)."""
+    import platform
+
+    from mnist_repro import blas
+
+    return blas.unsupported(blas.DEFAULT, blas.cpu_flags(), platform.machine()) is None

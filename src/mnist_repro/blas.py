@@ -29,8 +29,8 @@ SECTION = "blas"
 ENV = "OPENBLAS_CORETYPE"
 NATIVE = "native"
 DEFAULT = "haswell"
-# Commands whose results depend on floating point.
-COMMANDS = ("train", "evaluate", "sweep")
+# Commands whose results depend on floating point, and `verify`, which reports the kernel.
+COMMANDS = ("train", "evaluate", "sweep", "verify")
 
 # x86-64 kernels this recipe can pin: OpenBLAS's name, and the /proc/cpuinfo flags it needs.
 KERNELS: dict[str, tuple[str, frozenset[str]]] = {

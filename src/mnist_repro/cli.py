@@ -29,6 +29,7 @@ STAGES: dict[str, tuple[str, str]] = {
         "mnist_repro.azure.cli",
         "train on Azure ML and manage its runs (make train-remote)",
     ),
+    "verify": ("mnist_repro.verify", "did this run reproduce the committed results? (make verify)"),
 }
 # MNIST_TRAIN_BACKEND=azureml runs the train stage on Azure ML, same arguments (make train-remote).
 BACKENDS = {("train", "azureml"): "mnist_repro.azure.train_backend"}
