@@ -96,7 +96,7 @@ clean: ## Remove caches and build files (keeps data/raw, the DVC cache and .venv
 	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: bench
-bench: bench-decode ## Benchmarks (real MNIST: MNIST_MIRROR=/work/shared/mnist make bench); last line: train speedup
+bench: bench-decode ## Benchmarks (real MNIST: MNIST_MIRROR=<folder> make bench): presets, pinned vs native BLAS
 	python tests/bench/bench_train.py
 
 .PHONY: sweep
