@@ -137,7 +137,7 @@ def test_report_shows_the_kernel_and_the_host_and_writes_the_fingerprint(pipelin
     models = tmp_path / "models"
     shutil.copytree(root / "models", models)
     timings = json.loads((models / "train.timings.json").read_text())
-    timings.update(cpu="Test CPU 3000", machine="x86_64", isa="x86-64-v3")
+    timings.update(cpu="Test CPU 3000", machine="x86_64", isa="x86-64-v3", zlib="1.2.3")
     (models / "train.timings.json").write_text(json.dumps(timings))
     reports = tmp_path / "reports"
     shutil.copytree(root / "reports", reports)
@@ -148,11 +148,13 @@ def test_report_shows_the_kernel_and_the_host_and_writes_the_fingerprint(pipelin
     kernels = ", ".join(f"{lib} {arch}" for lib, arch in sorted(meta["blas"]["openblas"].items()))
     assert f"| BLAS kernel | {meta['blas']['kernel']} (OpenBLAS: {kernels}) |" in text
     assert "| host CPU | Test CPU 3000 (x86_64, x86-64-v3), the last train run here" in text
+    assert "| zlib (PNG compression) | 1.2.3 (the system's, Pillow links it) |" in text
     fingerprint = json.loads((reports / "fingerprint.json").read_text())
     assert fingerprint == {
         "cpu": "Test CPU 3000",
         "machine": "x86_64",
         "isa": "x86-64-v3",
+        "zlib": "1.2.3",
         "blas": meta["blas"],
         "packages": meta["packages"],
     }

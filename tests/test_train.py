@@ -175,7 +175,7 @@ def test_stage_writes_model_metadata_and_timings(tmp_path, capsys):
     assert set(meta["blas"]["openblas"]) == {"numpy", "scipy"}
 
     timings = json.loads((tmp_path / "models/train.timings.json").read_text())
-    assert {"git_commit", "host", "seconds", "cpu", "machine", "isa"} <= set(timings)
+    assert {"git_commit", "host", "seconds", "cpu", "machine", "isa", "zlib"} <= set(timings)
     assert timings["seconds"]["fit"] > 0
 
     loaded = model.load_model(tmp_path / "models/model.skops")

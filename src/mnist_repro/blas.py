@@ -202,13 +202,24 @@ def record(kernel: str) -> dict[str, Any]:
     return {"kernel": kernel, "openblas": dict(sorted(loaded_kernels().items()))}
 
 
+def zlib_version() -> str:
+    """The zlib that Pillow compresses PNGs with: the system's libz, not one the lock pins."""
+    try:
+        from PIL import features
+    except ImportError:
+        return "unknown (no Pillow)"
+    return str(features.version("zlib") or "unknown")
+
+
 def host(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> dict[str, str]:
-    """This machine, for run records: CPU model, architecture and x86-64 level."""
+    """This machine, for run records: CPU model, architecture, x86-64 level, and the system
+    zlib that the figures' PNG bytes depend on (docs/reproducibility.md)."""
     machine = platform.machine()
     return {
         "cpu": cpu_model(cpuinfo),
         "machine": machine,
         "isa": isa_level(cpu_flags(cpuinfo), machine),
+        "zlib": zlib_version(),
     }
 
 

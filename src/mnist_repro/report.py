@@ -24,7 +24,7 @@ STAGE = "report"
 PARAM_KEYS = ("tutorial_accuracy",)
 TIMINGS_FILE = "train.timings.json"  # the train stage's run record (git-ignored)
 FINGERPRINT_FILE = "fingerprint.json"
-HOST_KEYS = ("cpu", "machine", "isa")
+HOST_KEYS = ("cpu", "machine", "isa", "zlib")
 FIGURES = (
     (
         "figures/digits.png",
@@ -61,7 +61,7 @@ def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dic
 
 
 def read_host(model_dir: Path) -> dict[str, str]:
-    """CPU, machine and x86-64 level of the last train run, from its run record if present."""
+    """CPU, machine, x86-64 level and zlib of the last train run, from its run record if any."""
     try:
         timings = json.loads((model_dir / TIMINGS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -148,6 +148,7 @@ def render(
         f"| BLAS kernel | {blas.describe(meta.get('blas', {'kernel': 'not recorded'}))} |",
         f"| host CPU | {host['cpu']} ({host['machine']}, {host['isa']}), the last train run "
         f"here (models/{TIMINGS_FILE}) |",
+        f"| zlib (PNG compression) | {host['zlib']} (the system's, Pillow links it) |",
         f"| code | mnist-repro {meta['packages'].get('mnist-repro', 'unknown')}; each stage's "
         "code hashes are in dvc.lock |",
         "",
