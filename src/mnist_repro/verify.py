@@ -124,7 +124,7 @@ def fingerprint_lines(committed: Any, here: Any) -> list[str]:
     rows.insert(0, ("", "committed results", "this host"))
     kw, aw, bw = (max(len(row[i]) for row in rows) for i in range(3))
     return [
-        f"  {k:<{kw}}  {a:<{aw}}  {b:<{bw}}" + ("  <- differs" if i and a != b else "")
+        (f"  {k:<{kw}}  {a:<{aw}}  {b:<{bw}}" + ("  <- differs" if i and a != b else "")).rstrip()
         for i, (k, a, b) in enumerate(rows)
     ]
 
