@@ -58,6 +58,10 @@ repro: $(STAMP) ## Run the pipeline (dvc repro); MNIST_MIRROR=<url or folder> ad
 sweep: $(STAMP) ## Regularization sweep as DVC experiments (params sweep) -> reports/sweep.md, figures/sweep.png
 	python -m mnist_repro sweep
 
+.PHONY: verify
+verify: $(STAMP) ## After make repro: do all DVC-tracked outputs match the committed dvc.lock? (exit 1 if not)
+	python -m mnist_repro verify
+
 ##@ Quality
 
 .PHONY: test

@@ -1,7 +1,10 @@
 """Atomic writes: all or nothing under the final name, with ordinary permissions."""
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +55,46 @@ def test_remove_stale_temps_deletes_only_leftovers_of_that_file(tmp_path):
     other.write_bytes(b"another file's temp")
     assert remove_stale_temps(target) == [leftover]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".b.gz.x.tmp", "a.gz"]
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from mnist_repro.atomic import atomic_open
+with atomic_open(sys.argv[1], "w") as fh:
+    fh.write("half a file")
+    fh.flush()
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup runs, as with kill -9 or a power cut
+"""
+
+
+def test_the_next_write_removes_what_a_sigkilled_writer_left(tmp_path):
+    target = tmp_path / "figures" / "digits.png"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    leftovers = list(target.parent.glob(".digits.png.*.tmp"))
+    assert len(leftovers) == 1 and not target.exists()
+
+    write_text(target, "whole\n")  # any stage's next write of that file
+    assert [p.name for p in target.parent.iterdir()] == ["digits.png"]
+
+
+@pytest.mark.parametrize("tool", ["git", "dvc"])
+def test_git_and_dvc_ignore_the_temp_pattern(tool):
+    """A leftover must never show in git status nor become part of a DVC output folder."""
+    from helpers.repo import REPO_ROOT, stage_env
+
+    names = [
+        "reports/figures/.digits.png.k2j4_x9.tmp",
+        "data/raw/.t10k-labels-idx1-ubyte.gz.a1.tmp",
+    ]
+    for paths, ignored in ((names, True), (["reports/figures/digits.png"], False)):
+        proc = subprocess.run(
+            [tool, "check-ignore", *paths],
+            cwd=REPO_ROOT,
+            env=stage_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == (0 if ignored else 1), proc.stderr
+        assert proc.stdout.split() == (paths if ignored else [])

@@ -150,3 +150,16 @@ def test_confusion_matrix_counts_true_rows_predicted_columns():
     truth, pred = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
     ours = evaluate.confusion_matrix(truth, pred, list(range(10)))
     np.testing.assert_array_equal(ours, reference(truth, pred, labels=list(range(10))))
+
+
+def test_a_rerun_removes_temp_files_a_killed_run_left(trained, tmp_path):
+    """SIGKILL mid-write leaves .<name>.<random>.tmp beside an output; the next run removes it."""
+    root, params = trained
+    outputs = [evaluate.METRICS_FILE, evaluate.CONFUSION_DATA, *evaluate.FIGURES.values()]
+    for rel in outputs:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / f".{path.name}.k1ll3d.tmp").write_bytes(b"half a file")
+    assert _evaluate(root, params, tmp_path) == 0
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.tmp")) == []
+    assert all((tmp_path / rel).is_file() for rel in outputs)

@@ -9,7 +9,7 @@ import pytest
 
 from helpers.dataset import write_fake_mnist
 from helpers.params import write_params
-from helpers.repo import copy_repo, run
+from helpers.repo import copy_repo, pinned_kernel_runs_here, run
 
 pytestmark = pytest.mark.slow
 
@@ -59,9 +59,11 @@ def test_dvc_repro_end_to_end_then_nothing_then_an_experiment(tmp_path):
     assert "Running stage" not in second.stdout
     assert (repo / "dvc.lock").read_bytes() == lock
 
-    # Forced rerun of the model stages: the same bytes again.
-    run(["dvc", "repro", "--force", "--single-item", "train"], cwd=repo, env=env)
-    run(["dvc", "repro"], cwd=repo, env=env)
+    # Forced rerun of the model stages: the same bytes again, also as another machine whose
+    # OpenBLAS picks another kernel (the recipe's pinned kernel wins).
+    other = {"OPENBLAS_CORETYPE": "Sandybridge"} if pinned_kernel_runs_here() else {}
+    run(["dvc", "repro", "--force", "--single-item", "train"], cwd=repo, env={**env, **other})
+    run(["dvc", "repro"], cwd=repo, env={**env, **other})
     for rel in OUTPUTS:
         assert (repo / rel).read_bytes() == before[rel], rel
     assert (repo / "dvc.lock").read_bytes() == lock
@@ -73,9 +75,23 @@ def test_dvc_repro_end_to_end_then_nothing_then_an_experiment(tmp_path):
     # A DVC experiment with another regularization rate runs train/evaluate/report only.
     run(["git", "add", "-A"], cwd=repo)
     run(["git", "commit", "-qm", "results"], cwd=repo)
+    verify = run(["python", "-m", "mnist_repro", "verify"], cwd=repo, env=env)
+    assert verify.stdout.startswith("verify: OK, all 12 outputs DVC tracks match")
+    assert len(verify.stdout.splitlines()) == 1
     exp = run(["dvc", "exp", "run", "-S", "train.regularization=0.8"], cwd=repo, env=env)
     assert "Running stage 'train'" in exp.stdout
     assert "Running stage 'download'" not in exp.stdout
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["regularization rate"] == 0.8
     assert json.loads((repo / "models/model.json").read_text())["C"] == pytest.approx(1.25)
+
+    # Now the outputs are not the committed ones: make verify lists them, the metric deltas and
+    # the host fingerprints, and fails.
+    verify = run(["python", "-m", "mnist_repro", "verify"], cwd=repo, env=env, check=False)
+    assert verify.returncode == 1
+    out = verify.stdout
+    assert out.startswith("verify: MISMATCH")
+    assert "\n  models/model.skops: committed " in out
+    assert "\n  data/raw: " not in out  # unchanged outputs are not listed
+    assert "\n  regularization rate: 0.5 -> 0.8 (+0.3)\n" in out
+    assert "\n  blas.kernel " in out and "\n  packages.numpy " in out

@@ -11,7 +11,7 @@ import pytest
 from helpers.dataset import write_fake_mnist
 from helpers.params import write_params
 from helpers.repo import run
-from mnist_repro import cli, paths, report
+from mnist_repro import cli, paths
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_report_has_every_figure_the_metrics_and_what_ran(pipeline):
     assert "`fast`" in text
     for name, digest in meta["data"].items():
         assert f"| {name} | `{digest}` |" in text
-    assert re.search(r"\| code \| `([0-9a-f]{40}|unknown)", text)
+    assert f"| code | mnist-repro {meta['packages']['mnist-repro']};" in text
     assert f"| scikit-learn | {meta['packages']['scikit-learn']} |" in text
 
 
@@ -84,14 +84,12 @@ def test_comparison_with_the_tutorial_says_above_or_below(pipeline, tmp_path):
         assert f"1.00 percentage points {word}" in (reports / "README.md").read_text()
 
 
-def test_report_is_byte_stable(pipeline, monkeypatch):
+def test_report_is_byte_stable(pipeline):
     root, params = pipeline
-    monkeypatch.setenv("MNIST_REPRO_GIT_COMMIT", "0" * 40)
     assert _report(root, params) == 0
     first = (root / "reports/README.md").read_bytes()
     assert _report(root, params) == 0
     assert (root / "reports/README.md").read_bytes() == first
-    assert b"0" * 40 in first
 
 
 def test_missing_figure_is_one_line(pipeline, tmp_path, capsys):
@@ -113,18 +111,58 @@ def test_bad_report_params(tmp_path, capsys):
     assert len(err) == 1 and "report.tutorial_accuracy" in err[0]
 
 
-def test_code_commit_names_the_last_code_change_not_head(tmp_path, monkeypatch):
-    """Committing results after a run must not change the report (dvc.lock stays the same)."""
+def test_report_depends_on_no_git_state(pipeline, tmp_path, monkeypatch):
+    """DVC does not track git state, so the report must not show it: a rerun that DVC skips
+    would leave a stale "+ uncommitted changes" behind (issue 9)."""
+    root, params = pipeline
     monkeypatch.delenv("MNIST_REPRO_GIT_COMMIT", raising=False)
+    monkeypatch.chdir(tmp_path)
     run(["git", "init", "-q", "-b", "main"], cwd=tmp_path)
     (tmp_path / "params.yaml").write_text("train: {}\n")
     run(["git", "add", "-A"], cwd=tmp_path)
     run(["git", "commit", "-qm", "code"], cwd=tmp_path)
-    code = run(["git", "rev-parse", "HEAD"], cwd=tmp_path).stdout.strip()
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/README.md").write_text("results\n")
-    run(["git", "add", "-A"], cwd=tmp_path)
-    run(["git", "commit", "-qm", "results"], cwd=tmp_path)
-    assert report.code_commit(tmp_path) == code
-    (tmp_path / "params.yaml").write_text("train: {regularization: 0.8}\n")
-    assert report.code_commit(tmp_path) == f"{code} + uncommitted changes"
+    assert _report(root, params) == 0
+    clean = (root / "reports/README.md").read_bytes()
+    (tmp_path / "params.yaml").write_text("train: {regularization: 0.8}\n")  # now dirty
+    assert _report(root, params) == 0
+    assert (root / "reports/README.md").read_bytes() == clean
+    assert b"uncommitted" not in clean
+    head = run(["git", "rev-parse", "HEAD"], cwd=tmp_path).stdout.strip()
+    assert head.encode() not in clean
+
+
+def test_report_shows_the_kernel_and_the_host_and_writes_the_fingerprint(pipeline, tmp_path):
+    root, params = pipeline
+    models = tmp_path / "models"
+    shutil.copytree(root / "models", models)
+    timings = json.loads((models / "train.timings.json").read_text())
+    timings.update(cpu="Test CPU 3000", machine="x86_64", isa="x86-64-v3", zlib="1.2.3")
+    (models / "train.timings.json").write_text(json.dumps(timings))
+    reports = tmp_path / "reports"
+    shutil.copytree(root / "reports", reports)
+    args = ["report", "--params", str(params), "--model", str(models), "--reports", str(reports)]
+    assert cli.main(args) == 0
+    meta = json.loads((models / "model.json").read_text())
+    text = (reports / "README.md").read_text()
+    kernels = ", ".join(f"{lib} {arch}" for lib, arch in sorted(meta["blas"]["openblas"].items()))
+    assert f"| BLAS kernel | {meta['blas']['kernel']} (OpenBLAS: {kernels}) |" in text
+    assert (
+        "| host CPU | Test CPU 3000 (x86_64, x86-64-v3), the train run these results come from"
+        in text
+    )
+    assert "| zlib (PNG compression) | 1.2.3 (the system's, Pillow links it) |" in text
+    fingerprint = json.loads((reports / "fingerprint.json").read_text())
+    assert fingerprint == {
+        "cpu": "Test CPU 3000",
+        "machine": "x86_64",
+        "isa": "x86-64-v3",
+        "zlib": "1.2.3",
+        "blas": meta["blas"],
+        "packages": meta["packages"],
+    }
+
+    # Without a run record the report says so instead of guessing.
+    (models / "train.timings.json").unlink()
+    assert cli.main(args) == 0
+    assert "| host CPU | unknown (unknown, unknown)" in (reports / "README.md").read_text()
+    assert json.loads((reports / "fingerprint.json").read_text())["cpu"] == "unknown"

@@ -174,8 +174,15 @@ def test_stage_writes_model_metadata_and_timings(tmp_path, capsys):
     for volatile in ("git_commit", "host", "seconds", "finished_utc"):
         assert volatile not in json.dumps(meta)
 
+    # The recipe's kernel (the repository's params.yaml pins haswell) and the kernels
+    # NumPy's and SciPy's OpenBLAS really ran (in-process: this test process's own).
+    from mnist_repro import blas
+
+    assert meta["blas"] == {"kernel": "haswell", "openblas": blas.loaded_kernels()}
+    assert set(meta["blas"]["openblas"]) == {"numpy", "scipy"}
+
     timings = json.loads((tmp_path / "models/train.timings.json").read_text())
-    assert {"git_commit", "host", "seconds"} <= set(timings)
+    assert {"git_commit", "host", "seconds", "cpu", "machine", "isa", "zlib"} <= set(timings)
     assert timings["seconds"]["fit"] > 0
 
     loaded = model.load_model(tmp_path / "models/model.skops")

@@ -48,12 +48,15 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
 
     The temporary file lives in the same folder (so the rename is atomic on POSIX) and is
-    removed if the block raises, including on KeyboardInterrupt. A failure to write (disk
-    full, permission denied) becomes one :class:`MnistReproError` naming ``final``.
+    removed if the block raises, including on KeyboardInterrupt. Temporary files of ``final``
+    that a killed earlier writer left behind are removed first (one writer per file at a time:
+    DVC runs one stage at a time). A failure to write (disk full, permission denied) becomes
+    one :class:`MnistReproError` naming ``final``.
     """
     final = Path(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(final)
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=TEMP_SUFFIX, dir=final.parent)
     except OSError as exc:
         raise _cannot_write(final, exc) from None

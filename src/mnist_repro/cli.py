@@ -3,7 +3,9 @@
 Each subcommand parses its arguments and calls one module's entry point. A
 :class:`MnistReproError` or an ``OSError`` (disk full, permission denied) ends it with one
 line, ``error: <file>: <problem>``, on stderr and exit status 1; the atomic writers leave no
-half-written file behind.
+half-written file behind. Before any stage
+module (and so NumPy) is imported, the commands that compute in floating point pin the BLAS
+kernel that params.yaml names (:mod:`mnist_repro.blas`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mnist_repro import log, paths
+from mnist_repro import blas, log, paths
 from mnist_repro.errors import MnistReproError
 
 # subcommand -> (module, help). Each module exposes ``add_arguments(parser)`` and ``run(args)``.
@@ -29,6 +31,7 @@ STAGES: dict[str, tuple[str, str]] = {
         "mnist_repro.azure.cli",
         "train on Azure ML and manage its runs (make train-remote)",
     ),
+    "verify": ("mnist_repro.verify", "did this run reproduce the committed results? (make verify)"),
 }
 # MNIST_TRAIN_BACKEND=azureml runs the train stage on Azure ML, same arguments (make train-remote).
 BACKENDS = {("train", "azureml"): "mnist_repro.azure.job"}
@@ -60,9 +63,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def params_path(argv: Sequence[str]) -> str:
+    """The ``--params`` value in ``argv`` (``params.yaml`` if none), parsed without the stage."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--params", default=str(paths.PARAMS))
+    return pre.parse_known_args(argv)[0].params
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command in blas.COMMANDS:
+        try:
+            blas.apply_from_params(params_path(argv))
+        except MnistReproError as exc:
+            log.error(str(exc))
+            return 1
     args = build_parser(command).parse_args(argv)
     run: Callable[[argparse.Namespace], int | None] = args.run
     try:

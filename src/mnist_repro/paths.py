@@ -26,6 +26,7 @@ TIMINGS_FILE = "train.timings.json"  # run record: git commit, host, timings (gi
 REPORTS = Path("reports")
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "README.md"
+FINGERPRINT_FILE = "fingerprint.json"  # host, BLAS kernel, packages of the results (make verify)
 FIGURES_DIR = "figures"
 PLOTS_DIR = "plots"
 FIGURE_FILES = {  # what evaluate draws, relative to reports/

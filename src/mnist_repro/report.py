@@ -1,27 +1,28 @@
 """Stage ``report``: write ``reports/README.md`` from the model metadata, metrics and figures.
 
-The report holds only what the pipeline decides (params, data hashes, metrics, figures), so a
-rerun with the same inputs writes the same bytes. The commit it names is the last commit that
-changed the code, the pipeline or the params (not ``HEAD``): committing the results afterwards
-does not change the report.
+The report holds what the pipeline decides (params, data hashes, BLAS kernel, package versions,
+metrics, figures), so a rerun with the same inputs writes the same bytes. It names no git
+commit or git state: DVC does not track them, so a report rerun would not follow them (the
+train stage's run record, ``models/train.timings.json``, holds the commit). One line comes
+from that run record: the CPU of the last train run here, which ``reports/fingerprint.json``
+also holds, with the kernel and packages, for ``make verify`` to compare hosts against.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 from pathlib import Path
 from typing import Any
 
-from mnist_repro import log, params, paths
-from mnist_repro.atomic import write_text
+from mnist_repro import blas, log, params, paths
+from mnist_repro.atomic import write_json, write_text
 from mnist_repro.errors import MnistReproError
 from mnist_repro.params import Interval, Real, read_json
-from mnist_repro.provenance import git_commit, git_dirty
 
 LOG = log.get("report")
 SPEC = {"tutorial_accuracy": [Interval(Real, 0, 1)]}
-CODE_PATHS = ("src", "dvc.yaml", "params.yaml")
+HOST_KEYS = ("cpu", "machine", "isa", "zlib")
 FIGURES = (
     (
         "digits",
@@ -43,19 +44,28 @@ FIGURES = (
 )
 
 
-def code_commit(cwd: str | os.PathLike[str] = ".") -> str:
-    """The last commit that changed src/, dvc.yaml or params.yaml, ``+ uncommitted changes``
-    when they differ from it; ``MNIST_REPRO_GIT_COMMIT`` overrides (no .git folder)."""
-    if os.environ.get("MNIST_REPRO_GIT_COMMIT"):
-        return git_commit(cwd)
-    commit = git_commit(cwd, CODE_PATHS)
-    if commit == "unknown":
-        return "unknown (not a git checkout or no commit yet)"
-    return f"{commit} + uncommitted changes" if git_dirty(cwd, CODE_PATHS) else commit
+def read_host(model_dir: Path) -> dict[str, str]:
+    """CPU, machine, x86-64 level and zlib of the train run, from its run record if any."""
+    try:
+        timings = json.loads((model_dir / paths.TIMINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        timings = {}
+    if not isinstance(timings, dict):
+        timings = {}
+    return {key: str(timings.get(key, "unknown")) for key in HOST_KEYS}
+
+
+def fingerprint(meta: dict[str, Any], host: dict[str, str]) -> dict[str, Any]:
+    """What made these results: the train run's host, the BLAS kernels and the packages."""
+    return {
+        **host,
+        "blas": meta.get("blas", {"kernel": "not recorded"}),
+        "packages": meta["packages"],
+    }
 
 
 def render(
-    meta: dict[str, Any], metrics: dict[str, Any], config: dict[str, float], commit: str
+    meta: dict[str, Any], metrics: dict[str, Any], config: dict[str, float], host: dict[str, str]
 ) -> str:
     """The report's Markdown."""
     fit = meta["params"]
@@ -120,7 +130,12 @@ def render(
         f"| seed, threads | {fit['seed']}, {fit['threads']} |",
         f"| solver iterations | {_iterations(meta['n_iter'])} |",
         f"| converged | {converged} |",
-        f"| code | `{commit}` (last commit changing src/, dvc.yaml or params.yaml) |",
+        f"| BLAS kernel | {blas.describe(meta.get('blas', {'kernel': 'not recorded'}))} |",
+        f"| host CPU | {host['cpu']} ({host['machine']}, {host['isa']}), the train run "
+        f"these results come from (models/{paths.TIMINGS_FILE}) |",
+        f"| zlib (PNG compression) | {host['zlib']} (the system's, Pillow links it) |",
+        f"| code | mnist-repro {meta['packages'].get('mnist-repro', 'unknown')}; each stage's "
+        "code hashes are in dvc.lock |",
         "",
         "Data (SHA-256 of the raw files the model was trained and tested on):",
         "",
@@ -132,7 +147,8 @@ def render(
     lines += [f"| {name} | {version} |" for name, version in sorted(meta["packages"].items())]
     lines += [
         "",
-        "Reproduce with `make repro`; compare runs with `dvc metrics diff` and `dvc plots diff`.",
+        "Reproduce with `make repro`, then `make verify` says whether the run matched these "
+        "results; compare runs with `dvc metrics diff` and `dvc plots diff`.",
         "",
     ]
     return "\n".join(lines)
@@ -157,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     for path in paths.FIGURE_FILES.values():
         if not (reports / path).is_file():
             raise MnistReproError(f"{reports / path}: not found (run the evaluate stage first)")
-    write_text(reports / paths.REPORT_FILE, render(meta, metrics, config, code_commit()))
-    LOG.info("wrote %s", reports / paths.REPORT_FILE)
+    host = read_host(Path(args.model))
+    write_text(reports / paths.REPORT_FILE, render(meta, metrics, config, host))
+    write_json(reports / paths.FINGERPRINT_FILE, fingerprint(meta, host))
+    LOG.info("wrote %s and %s", reports / paths.REPORT_FILE, reports / paths.FINGERPRINT_FILE)
     return 0

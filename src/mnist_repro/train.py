@@ -5,9 +5,10 @@ set, scores the test set and logs ``regularization rate`` and ``accuracy`` (to M
 is a tracking server: an Azure ML job, or ``MLFLOW_TRACKING_URI``). It writes
 
 - ``<out>/model.skops``: the fitted model (skops, canonical bytes);
-- ``<out>/model.json``: what the model is: params, data hashes, package versions, iterations,
-  convergence, test accuracy. Byte-identical on a rerun with the same params and data;
-- ``<out>/train.timings.json``: git commit, host and timings. Not a DVC output, git-ignored.
+- ``<out>/model.json``: what the model is: params, data hashes, package versions, the BLAS
+  kernel, iterations, convergence, test accuracy. Byte-identical on a rerun with the same
+  params and data, on any machine that can run the pinned kernel;
+- ``<out>/train.timings.json``: git commit, host, CPU and timings. Not a DVC output, git-ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_repro import log, model, params, paths, tracking
+from mnist_repro import blas, log, model, params, paths, tracking
 from mnist_repro.atomic import write_json
 from mnist_repro.errors import MnistReproError
 from mnist_repro.params import Integral, Interval, Options, Real
@@ -99,6 +100,7 @@ def metadata(
     arrays: dict[str, np.ndarray],
     data_hashes: dict,
     test_accuracy: float,
+    blas_record: dict[str, Any],
 ) -> dict[str, Any]:
     """model.json: everything that decides the model, and nothing that varies between runs."""
     from mnist_repro.provenance import package_versions
@@ -118,6 +120,7 @@ def metadata(
         "converged": facts["converged"],
         "test_accuracy": test_accuracy,
         "packages": package_versions(),
+        "blas": blas_record,
     }
 
 
@@ -129,6 +132,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = load_config(args.params)
+    kernel = blas.kernel_setting(args.params)  # the CLI pinned it before NumPy loaded
     tracking.check()
     from mnist_repro import decode
     from mnist_repro.provenance import file_hashes, git_commit, git_dirty, python_version
@@ -157,11 +161,13 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     model.save_model(estimator, out / paths.MODEL_FILE)
-    write_json(out / paths.META_FILE, metadata(config, facts, arrays, hashes, test_accuracy))
+    meta = metadata(config, facts, arrays, hashes, test_accuracy, blas.record(kernel))
+    write_json(out / paths.META_FILE, meta)
     timings = {
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
         "host": platform.node(),
+        **blas.host(),
         "python": python_version(),
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": {

@@ -82,3 +82,16 @@ def copy_repo(dest: str | os.PathLike[str], root: Path = REPO_ROOT) -> Path:
     run(["git", "add", "-A"], cwd=dest)
     run(["git", "commit", "-q", "-m", "copy of mnist-repro for a test"], cwd=dest)
     return dest
+
+
+def pinned_kernel_runs_here() -> bool:
+    """Whether this CPU runs the BLAS kernel the repository's params.yaml pins."""
+    import platform
+
+    from mnist_repro import blas
+
+    kernel = blas.kernel_setting(REPO_ROOT / "params.yaml")
+    return (
+        kernel == blas.NATIVE
+        or blas.unsupported(kernel, blas.cpu_flags(), platform.machine()) is None
+    )

@@ -1,15 +1,20 @@
-"""Benchmark: the `tutorial` preset against the default preset on real MNIST, side by side.
+"""Benchmark: the `tutorial` preset against the default preset on real MNIST, side by side, and
+the default preset under the pinned BLAS kernel (params.yaml blas.kernel) against OpenBLAS's
+native choice for this CPU, also side by side in the same run.
 
     make bench     # after `make repro`; or: python tools/bench/bench_train.py [--data data/raw]
 
 Reads the pipeline's own verified files (data/raw, which `make repro` writes): they are decoded
 and checked once up front, and each fit is the train stage's own command
 (``python -m mnist_repro train``) in a fresh process, with a copy of params.yaml whose
-``train.preset`` is the one measured, writing into build/bench/. Fit time and accuracy are what
-the stage records (train.timings.json, model.json); peak memory is the process's max RSS. The
-default preset is fitted ``--repeats`` times and its median reported, the tutorial preset
-``--tutorial-repeats`` times (it takes minutes). The last line reads exactly::
+``train.preset`` and ``blas.kernel`` are the ones measured, writing into build/bench/. Fit
+time and accuracy are what the stage records (train.timings.json, model.json); peak memory is
+the process's max RSS. The default preset is fitted ``--repeats`` times and its median
+reported, the tutorial preset ``--tutorial-repeats`` times (it takes minutes), both pinned;
+the default preset is also fitted ``--repeats`` times with ``blas.kernel: native``. The last
+two lines read exactly::
 
+    pinned_fit_s=<s> native_fit_s=<s> pin_cost=<pinned / native> pinned=<kernel> native=<kernel>
     speedup=<tutorial_fit_s / default_fit_s> default_accuracy=<a> tutorial_accuracy=<b>
 
 A benchmark, not a test: it asserts nothing. Run it on a quiet machine: the presets use
@@ -47,21 +52,22 @@ def check_data(data: Path) -> str | None:
     return None
 
 
-def params_for(preset: str, params: Path, work: Path) -> Path:
-    """A copy of ``params`` with ``train.preset`` set to ``preset``."""
+def params_for(preset: str, kernel: str, params: Path, work: Path) -> Path:
+    """A copy of ``params`` with ``train.preset`` and ``blas.kernel`` set."""
     values = yaml.safe_load(params.read_text(encoding="utf-8"))
     values["train"]["preset"] = preset
-    path = work / f"params-{preset}.yaml"
+    values["blas"]["kernel"] = kernel
+    path = work / f"params-{preset}-{kernel}.yaml"
     path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
     return path
 
 
-def fit_once(preset: str, params: Path, data: Path, work: Path) -> dict[str, Any]:
+def fit_once(preset: str, kernel: str, params: Path, data: Path, work: Path) -> dict[str, Any]:
     """One run of the train stage in a fresh process: fit seconds, test accuracy, peak RSS."""
-    out = work / preset
+    out = work / f"{preset}-{kernel}"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["MNIST_TRAIN_BACKEND"] = "local"  # never submit to Azure ML from a benchmark
-    preset_params = params_for(preset, params, work)
+    preset_params = params_for(preset, kernel, params, work)
     cmd = [sys.executable, "-m", "mnist_repro", "train", "--params", str(preset_params),
            "--data", str(data), "--out", str(out)]  # fmt: skip
     # stdout and stderr pass through: the stage's progress lines. wait4 gives this child's RSS.
@@ -69,21 +75,25 @@ def fit_once(preset: str, params: Path, data: Path, work: Path) -> dict[str, Any
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"bench-train: the {preset} fit failed (exit {proc.returncode})")
+        raise SystemExit(f"bench-train: the {preset} fit ({kernel}) failed")
     meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
     timings = json.loads((out / TIMINGS_FILE).read_text(encoding="utf-8"))
     return {
         "fit_s": timings["seconds"]["fit"],
         "accuracy": meta["test_accuracy"],
         "n_iter": meta["n_iter"],
+        "openblas": "/".join(sorted(set(meta["blas"]["openblas"].values()))),
         "peak_rss_mb": usage.ru_maxrss / 1024,
     }
 
 
-def fit_order(default: str, repeats: int, tutorial_repeats: int) -> list[str]:
-    """The two presets alternated, so that load from elsewhere hits both alike."""
-    counts = {"tutorial": tutorial_repeats, default: repeats}
-    return [p for i in range(max(counts.values())) for p in counts if i < counts[p]]
+def fit_order(
+    default: str, pinned: str, repeats: int, tutorial_repeats: int
+) -> list[tuple[str, str]]:
+    """The (preset, kernel) runs alternated, so that load from elsewhere hits all alike."""
+    counts = {("tutorial", pinned): tutorial_repeats, (default, pinned): repeats}
+    counts[default, "native"] = repeats
+    return [k for i in range(max(counts.values())) for k in counts if i < counts[k]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,45 +108,59 @@ def main(argv: list[str] | None = None) -> int:
     if problem := check_data(args.data):
         print(f"bench-train: {problem}: run `make repro` first", file=sys.stderr)
         return 1
-    default = yaml.safe_load(args.params.read_text(encoding="utf-8"))["train"]["preset"]
+    values = yaml.safe_load(args.params.read_text(encoding="utf-8"))
+    default, pinned = values["train"]["preset"], values["blas"]["kernel"]
     args.work.mkdir(parents=True, exist_ok=True)
     print(
         f"train benchmark on {platform.node()}: {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f} at start; data {args.data} (decoded and checked)"
     )
     print(
-        f"default preset '{default}' x{args.repeats}, 'tutorial' x{args.tutorial_repeats}, "
+        f"default preset '{default}' x{args.repeats} with the pinned kernel '{pinned}' and "
+        f"x{args.repeats} native, 'tutorial' x{args.tutorial_repeats} pinned; "
         "each fit a fresh run of the train stage"
     )
-    runs: dict[str, list[dict[str, Any]]] = {"tutorial": [], default: []}
-    for preset in fit_order(default, args.repeats, args.tutorial_repeats):
-        result = fit_once(preset, args.params, args.data, args.work)
-        runs[preset].append(result)
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for preset, kernel in fit_order(default, pinned, args.repeats, args.tutorial_repeats):
+        result = fit_once(preset, kernel, args.params, args.data, args.work)
+        runs.setdefault((preset, kernel), []).append(result)
         print(
-            f"  {preset:<9} fit {result['fit_s']:7.2f} s  accuracy {result['accuracy']:.4f}  "
+            f"  {preset:<9} {kernel:<9} ({result['openblas']}) fit {result['fit_s']:7.2f} s  "
+            f"accuracy {result['accuracy']:.4f}  "
             f"iterations {max(result['n_iter'])}  peak RSS {result['peak_rss_mb']:.0f} MB",
             flush=True,
         )
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     summary = {}
-    for preset, results in runs.items():
-        summary[preset] = {
+    for key, results in runs.items():
+        summary[key] = {
             "fit_s": statistics.median(r["fit_s"] for r in results),
             "accuracy": results[0]["accuracy"],
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "openblas": results[0]["openblas"],
         }
         accuracies = {r["accuracy"] for r in results}
         if len(accuracies) > 1:
-            print(f"  note: {preset} accuracies differ between fits: {sorted(accuracies)}")
-    print(f"{'preset':<10}{'median fit s':>14}{'accuracy':>10}{'peak RSS MB':>13}")
-    for preset, row in summary.items():
-        print(
-            f"{preset:<10}{row['fit_s']:>14.2f}{row['accuracy']:>10.4f}{row['peak_rss_mb']:>13.0f}"
-        )
-    speedup = summary["tutorial"]["fit_s"] / summary[default]["fit_s"]
+            print(f"  note: {key} accuracies differ between fits: {sorted(accuracies)}")
     print(
-        f"speedup={speedup:.2f} default_accuracy={summary[default]['accuracy']:.4f} "
-        f"tutorial_accuracy={summary['tutorial']['accuracy']:.4f}"
+        f"{'preset':<10}{'kernel':<10}{'OpenBLAS':<13}{'median fit s':>13}{'accuracy':>10}"
+        f"{'peak RSS MB':>13}"
+    )
+    for (preset, kernel), row in summary.items():
+        print(
+            f"{preset:<10}{kernel:<10}{row['openblas']:<13}{row['fit_s']:>13.2f}"
+            f"{row['accuracy']:>10.4f}{row['peak_rss_mb']:>13.0f}"
+        )
+    pin, nat = summary[default, pinned], summary[default, "native"]
+    tutorial = summary.get(("tutorial", pinned), {"fit_s": float("nan"), "accuracy": float("nan")})
+    print(
+        f"pinned_fit_s={pin['fit_s']:.2f} native_fit_s={nat['fit_s']:.2f} "
+        f"pin_cost={pin['fit_s'] / nat['fit_s']:.2f} pinned={pin['openblas']} "
+        f"native={nat['openblas']}"
+    )
+    print(
+        f"speedup={tutorial['fit_s'] / pin['fit_s']:.2f} default_accuracy={pin['accuracy']:.4f} "
+        f"tutorial_accuracy={tutorial['accuracy']:.4f}"
     )
     return 0
 
