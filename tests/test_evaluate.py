@@ -155,7 +155,7 @@ def test_confusion_matrix_counts_true_rows_predicted_columns():
 def test_a_rerun_removes_temp_files_a_killed_run_left(trained, tmp_path):
     """SIGKILL mid-write leaves .<name>.<random>.tmp beside an output; the next run removes it."""
     root, params = trained
-    outputs = [evaluate.METRICS_FILE, evaluate.CONFUSION_DATA, *evaluate.FIGURES.values()]
+    outputs = [paths.METRICS_FILE, paths.CONFUSION_CSV, *paths.FIGURE_FILES.values()]
     for rel in outputs:
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
