@@ -13,9 +13,7 @@ import pytest
 import yaml
 
 from helpers.azure import SAMPLE_CONFIG
-from helpers.dataset import write_fake_mnist
-from helpers.params import write_params
-from helpers.repo import copy_repo, run
+from helpers.repo import repo_with_fake_data, run
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +21,7 @@ SITE = Path(__file__).resolve().parent / "azure_fake_site"
 
 
 def test_make_train_remote_then_local_training_agrees(tmp_path):
-    mirror = tmp_path / "mirror"
-    specs = write_fake_mnist(mirror, n_train=300, n_test=100, seed=5)
-    repo = copy_repo(tmp_path / "repo")
-    write_params(
-        repo / "params.yaml", {"download.files": specs, "download.retries": 1, "train.max_iter": 50}
-    )
-    run(["git", "commit", "-qam", "synthetic data"], cwd=repo)
+    repo, mirror = repo_with_fake_data(tmp_path, n_train=300, n_test=100, seed=5)
     shutil.copy(SAMPLE_CONFIG, repo / "config.json")
     venv = Path(sys.executable).parent.parent
     env = {

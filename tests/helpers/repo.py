@@ -95,3 +95,21 @@ def pinned_kernel_runs_here() -> bool:
         kernel == blas.NATIVE
         or blas.unsupported(kernel, blas.cpu_flags(), platform.machine()) is None
     )
+
+
+def repo_with_fake_data(tmp_path: Path, n_train: int, n_test: int, seed: int) -> tuple[Path, Path]:
+    """A committed copy of the repository whose params pin fake MNIST served from a mirror folder.
+
+    Returns ``(repo, mirror)``; run the pipeline with ``MNIST_MIRROR=<mirror>``. One download
+    attempt and at most 50 solver iterations keep it quick.
+    """
+    from helpers.dataset import write_fake_mnist
+    from helpers.params import write_params
+
+    mirror = tmp_path / "mirror"
+    specs = write_fake_mnist(mirror, n_train=n_train, n_test=n_test, seed=seed)
+    repo = copy_repo(tmp_path / "repo")
+    updates = {"download.files": specs, "download.retries": 1, "train.max_iter": 50}
+    write_params(repo / "params.yaml", updates)
+    run(["git", "commit", "-qam", "fake data"], cwd=repo)
+    return repo, mirror
