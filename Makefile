@@ -1,5 +1,6 @@
 # mnist-repro: the Azure ML MNIST/scikit-learn tutorial as a reproducible DVC pipeline.
-# `make` (or `make help`) lists the targets. Every target works from a fresh clone.
+# `make` (or `make help`) lists the targets by section; `##@` lines are the section titles and
+# `## ` after a target is its help. Every target works from a fresh clone.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,9 +16,14 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
+##@ Setup
+
 .PHONY: help
-help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## Show this help, by section (colours only on a terminal)
+	@if [ -t 1 ]; then b='\033[1m' c='\033[36m' r='\033[0m'; else b= c= r=; fi; \
+	awk -v b="$$b" -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*## "} \
+	  /^##@ / {printf "\n%s%s%s\n", b, substr($$0, 5), r} \
+	  /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-22s%s %s\n", c, $$1, r, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,20 +34,58 @@ $(STAMP): requirements-dev.lock pyproject.toml
 .PHONY: setup
 setup: $(STAMP) ## Create .venv and install the locked dependencies and this package
 
+.PHONY: lock
+lock: $(STAMP) ## Re-resolve the hash-pinned lock files from pyproject.toml
+	uv pip compile pyproject.toml --extra job --extra azure --extra dev --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
+	  -o requirements-dev.lock
+	uv pip compile pyproject.toml --extra job -c requirements-dev.lock --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
+	  -o docker/requirements.lock
+
+.PHONY: clean
+clean: ## Remove caches and build files (keeps data/raw, the DVC cache and .venv)
+	rm -rf build .pytest_cache .ruff_cache
+	find src tests tools -name __pycache__ -type d -prune -exec rm -rf {} +
+
+##@ Pipeline
+
 .PHONY: repro
 repro: $(STAMP) ## Run the pipeline (dvc repro); MNIST_MIRROR=<url or folder> adds a data source
 	dvc repro
+
+.PHONY: sweep
+sweep: $(STAMP) ## Regularization sweep as DVC experiments (params sweep) -> reports/sweep.md, figures/sweep.png
+	python -m mnist_repro sweep
 
 .PHONY: verify
 verify: $(STAMP) ## After make repro: do all DVC-tracked outputs match the committed dvc.lock? (exit 1 if not)
 	python -m mnist_repro verify
 
-# Sharing through a DVC remote (README: "Sharing data and results"). DVC_REMOTE=<name> picks a
-# remote other than the default one.
+##@ Quality
+
+.PHONY: test
+test: $(STAMP) ## Run the test suite (no network needed)
+	pytest
+
+.PHONY: lint
+lint: $(STAMP) ## Lint the code (ruff) and the Dockerfile (hadolint)
+	ruff check src tests tools
+	ruff format --check src tests tools
+	hadolint docker/Dockerfile
+
+.PHONY: format
+format: $(STAMP) ## Format the code (ruff)
+	ruff format src tests tools
+	ruff check --fix src tests tools
+
+##@ Data sharing (storage): a DVC remote, e.g. on Azure Blob Storage (docs/storage.md)
+
+# DVC_REMOTE=<name> picks a remote other than the default one.
 DVC_REMOTE ?=
 define require-remote
 	@if [ -z "$(DVC_REMOTE)" ] && ! dvc remote default >/dev/null 2>&1; then \
-	  echo "error: no DVC remote configured: run 'dvc remote add -d storage azure://<container>/<prefix>' (README: Sharing data and results)" >&2; \
+	  echo "error: no DVC remote configured: run 'dvc remote add -d storage azure://<container>/<prefix>' (docs/storage.md)" >&2; \
 	  exit 1; \
 	fi
 endef
@@ -56,68 +100,39 @@ pull: $(STAMP) ## Download data, model and reports from the DVC remote (DVC_REMO
 	$(require-remote)
 	dvc pull $(if $(DVC_REMOTE),--remote $(DVC_REMOTE))
 
-.PHONY: test
-test: $(STAMP) ## Run the test suite (no network needed)
-	pytest
-
 .PHONY: test-storage
 test-storage: $(STAMP) ## Test dvc push/pull against Azurite, the Azure Storage emulator (npm install once)
-	python tests/azurite_support.py install
+	python tools/azurite.py install
 	pytest -m azurite
+
+##@ Benchmarks: on data/raw, the pipeline's verified files (make repro first; docs/benchmarks.md)
+
+.PHONY: bench
+bench: bench-decode ## Time the tutorial preset vs the default; last line: speedup=... default_accuracy=...
+	python tools/bench/bench_train.py
+
+.PHONY: bench-decode
+bench-decode: $(STAMP) ## Time decoding the MNIST files vs plain gzip
+	python tools/bench/bench_decode.py
 
 .PHONY: bench-storage
 bench-storage: $(STAMP) ## Time dvc push/pull of the real outputs: Azure (Azurite) vs a folder remote
-	python tests/azurite_support.py install
-	python tests/bench/bench_storage.py
+	python tools/azurite.py install
+	python tools/bench/bench_storage.py
 
-.PHONY: lint
-lint: $(STAMP) ## Lint the code (ruff) and the Dockerfile (hadolint)
-	ruff check src tests
-	ruff format --check src tests
-	hadolint docker/Dockerfile
+##@ Azure ML: the train stage on a compute cluster (docs/azure.md)
 
-.PHONY: format
-format: $(STAMP) ## Format the code (ruff)
-	ruff format src tests
-	ruff check --fix src tests
-
-.PHONY: lock
-lock: $(STAMP) ## Re-resolve the hash-pinned lock files from pyproject.toml
-	uv pip compile pyproject.toml --extra job --extra azure --extra dev --generate-hashes \
-	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
-	  -o requirements-dev.lock
-	uv pip compile pyproject.toml --extra job -c requirements-dev.lock --generate-hashes \
-	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
-	  -o docker/requirements.lock
-
-.PHONY: clean
-clean: ## Remove caches and build files (keeps data/raw, the DVC cache and .venv)
-	rm -rf build .pytest_cache .ruff_cache
-	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
-
-.PHONY: bench
-bench: bench-decode ## Benchmarks (real MNIST: MNIST_MIRROR=<folder> make bench): presets, pinned vs native BLAS
-	python tests/bench/bench_train.py
-
-.PHONY: sweep
-sweep: $(STAMP) ## Regularization sweep as DVC experiments (params sweep) -> reports/sweep.md, figures/sweep.png
-	python -m mnist_repro sweep
-
-.PHONY: bench-decode
-bench-decode: $(STAMP) ## Time decoding the real MNIST files vs plain gzip (files: MNIST_MIRROR folder)
-	python tests/bench/bench_decode.py
-
-# --- Azure ML (SDK v2): the same train command on a compute cluster; see README "Azure ML" -------
 # Needs config.json (or .azureml/config.json) from your workspace, and `az login` (except DRY_RUN=1).
-REMOTE := python -m mnist_repro remote
+# The targets keep their remote-* names; the command behind them is `python -m mnist_repro azure`.
+AZURE_ML := python -m mnist_repro azure
 need-job = $(if $(JOB),,$(error JOB=<job name> is required, e.g. make $@ JOB=sharp_tail_123))
 
 .PHONY: train-remote
 train-remote: $(STAMP) ## Train on Azure ML via DVC (dvc.lock records the downloaded model); DRY_RUN=1 writes specs only
 ifneq ($(filter-out 0 no false,$(DRY_RUN)),)
-	$(REMOTE) submit --dry-run
+	$(AZURE_ML) submit --dry-run
 else
-	$(REMOTE) check
+	$(AZURE_ML) check
 	dvc repro download
 	MNIST_TRAIN_BACKEND=azureml dvc repro --force --single-item train
 	dvc repro
@@ -125,28 +140,29 @@ endif
 
 .PHONY: remote-sweep
 remote-sweep: $(STAMP) ## Sweep regularization on Azure ML and register the best model; DRY_RUN=1 writes specs only
-	$(REMOTE) sweep $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
+	$(AZURE_ML) sweep $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
 
 .PHONY: remote-status
 remote-status: $(STAMP) ## Status and URL of an Azure ML job; follows its log while it runs (JOB=...)
 	$(need-job)
-	$(REMOTE) status $(JOB)
+	$(AZURE_ML) status $(JOB)
 
 .PHONY: remote-cancel
 remote-cancel: $(STAMP) ## Cancel an Azure ML job (JOB=...)
 	$(need-job)
-	$(REMOTE) cancel $(JOB)
+	$(AZURE_ML) cancel $(JOB)
 
 .PHONY: remote-metrics
 remote-metrics: $(STAMP) ## Print an Azure ML job's run metrics, like the tutorial's run.get_metrics() (JOB=...)
 	$(need-job)
-	$(REMOTE) metrics $(JOB)
+	$(AZURE_ML) metrics $(JOB)
 
 .PHONY: remote-delete-compute
 remote-delete-compute: $(STAMP) ## Delete the Azure ML compute cluster (the tutorial's clean-up)
-	$(REMOTE) delete-compute
+	$(AZURE_ML) delete-compute
 
-# --- Docker: one image (build context docker/ alone) for local runs and the Azure ML job --------
+##@ Docker: one image (build context docker/ alone) for local runs and the Azure ML job
+
 DOCKER ?= docker
 # The tag is a content hash of docker/ (file names and bytes): same context, same tag.
 DOCKER_TAG = $(shell cd docker && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
@@ -163,18 +179,8 @@ docker-build: ## Build the image (tag: content hash of docker/); DOCKER=podman, 
 
 .PHONY: train-local
 train-local: docker-build ## Run the pipeline (dvc repro) in the image on this repo, as you; passes MNIST_MIRROR
-	@mirror="$${MNIST_MIRROR:-}"; extra=(); \
-	case "$$mirror" in \
-	  "") ;; \
-	  http://*|https://*) extra=(-e "MNIST_MIRROR=$$mirror") ;; \
-	  *) dir="$$(realpath -e -- "$${mirror#file://}" 2>/dev/null)" && [ -d "$$dir" ] \
-	       || { echo "error: MNIST_MIRROR=$$mirror: not a URL or an existing folder" >&2; exit 1; }; \
-	     extra=(-v "$$dir:/mnist-mirror:ro" -e MNIST_MIRROR=/mnist-mirror) ;; \
-	esac; \
-	set -x; \
-	$(DOCKER) run --rm $(DOCKER_RUN_FLAGS) --user "$$(id -u):$$(id -g)" -v "$(CURDIR):/workspace" \
-	  "$${extra[@]}" $(DOCKER_IMAGE) dvc repro
+	DOCKER="$(DOCKER)" tools/docker/train-local.sh $(DOCKER_IMAGE) $(DOCKER_RUN_FLAGS)
 
 .PHONY: test-docker
 test-docker: $(STAMP) ## Build the image with a real engine (docker or podman) and run the pipeline in it
-	tests/docker/test-docker.sh
+	tools/docker/test-docker.sh

@@ -81,7 +81,7 @@ def test_the_next_write_removes_what_a_sigkilled_writer_left(tmp_path):
 @pytest.mark.parametrize("tool", ["git", "dvc"])
 def test_git_and_dvc_ignore_the_temp_pattern(tool):
     """A leftover must never show in git status nor become part of a DVC output folder."""
-    from support import REPO_ROOT, stage_env
+    from helpers.repo import REPO_ROOT, stage_env
 
     names = [
         "reports/figures/.digits.png.k2j4_x9.tmp",

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from helpers.repo import pinned_kernel_runs_here, stage_env
 from mnist_repro import blas, cli
 from mnist_repro.decode import load_raw, save_npz
 from mnist_repro.errors import MnistReproError
-from support import pinned_kernel_runs_here, stage_env
-from synthetic import write_synthetic_mnist
-from train_support import write_params
 
 HASWELL_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma"})
 
@@ -34,8 +34,9 @@ HASWELL_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma"})
 @pytest.mark.parametrize(
     ("value", "kernel"), [("haswell", "haswell"), ("Haswell", "haswell"), ("NATIVE", "native")]
 )
-def test_known_kernels_are_accepted_in_any_case(value, kernel):
-    assert blas.validate({"kernel": value}) == kernel
+def test_known_kernels_are_accepted_in_any_case(tmp_path, value, kernel):
+    params = write_params(tmp_path / "params.yaml", {"blas.kernel": value})
+    assert blas.kernel_setting(params) == kernel
 
 
 @pytest.mark.parametrize(
@@ -43,22 +44,15 @@ def test_known_kernels_are_accepted_in_any_case(value, kernel):
     [
         ({"kernel": "zen9"}, "blas.kernel must be one of"),
         ({"kernel": 3}, "blas.kernel must be one of"),
-        ({"kernel": "haswell", "threads": 1}, "unknown parameter blas.threads"),
-        ("haswell", "must be a mapping"),
+        ({"kernel": "haswell", "threads": 1}, "blas.threads: unknown key"),
+        ("haswell", "blas must be a mapping"),
+        ({}, "blas.kernel: missing"),
     ],
 )
-def test_bad_settings_are_one_line_errors(section, problem):
+def test_bad_settings_are_one_line_errors(tmp_path, section, problem):
+    params = write_params(tmp_path / "params.yaml", {"blas": section})
     with pytest.raises(MnistReproError, match=problem):
-        blas.validate(section)
-
-
-def test_setting_read_from_the_params_file_with_the_default_when_absent(tmp_path):
-    params = tmp_path / "params.yaml"
-    params.write_text("blas:\n  kernel: SandyBridge\n")
-    assert blas.kernel_setting(params) == "sandybridge"
-    params.write_text("train: {}\n")
-    assert blas.kernel_setting(params) == blas.DEFAULT == "haswell"
-    assert blas.kernel_setting(tmp_path / "missing.yaml") == blas.DEFAULT
+        blas.kernel_setting(params)
 
 
 def test_the_repository_pins_the_kernel_that_made_the_committed_results():
@@ -66,7 +60,7 @@ def test_the_repository_pins_the_kernel_that_made_the_committed_results():
 
 
 def test_a_bad_kernel_stops_the_stage_before_anything_runs(tmp_path, capsys):
-    params = write_params(tmp_path / "params.yaml", {}, blas={"kernel": "pentium"})
+    params = write_params(tmp_path / "params.yaml", {"blas.kernel": "pentium"})
     assert cli.main(["train", "--params", str(params), "--data", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "blas.kernel" in err[0]
@@ -133,7 +127,7 @@ def test_cpu_facts_from_cpuinfo(tmp_path):
 def _host_kernels() -> list[str]:
     """Two kernels other than the pinned one that this CPU runs: two 'other machines'."""
     if not pinned_kernel_runs_here():
-        pytest.skip(f"this CPU cannot run the pinned kernel '{blas.DEFAULT}'")
+        pytest.skip("this CPU cannot run the kernel params.yaml pins")
     flags, machine = blas.cpu_flags(), platform.machine()
     hosts = [
         blas.KERNELS[k][0]
@@ -166,10 +160,10 @@ def _outputs(folder: Path) -> dict[str, bytes]:
 def test_pinned_kernel_gives_identical_bytes_on_two_hosts_and_native_does_not(tmp_path):
     hosts = _host_kernels()
     raw = tmp_path / "raw"
-    write_synthetic_mnist(raw, n_train=300, n_test=100, seed=5)
+    write_fake_mnist(raw, n_train=300, n_test=100, seed=5)
     save_npz(tmp_path / "mnist.npz", load_raw(raw))
     params = {
-        mode: write_params(tmp_path / f"{mode}.yaml", {}, evaluate={}, blas={"kernel": mode})
+        mode: write_params(tmp_path / f"{mode}.yaml", {"blas.kernel": mode})
         for mode in ("haswell", "native")
     }
 

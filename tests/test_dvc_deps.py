@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.repo import REPO_ROOT
 from mnist_repro import cli
-from support import REPO_ROOT
 
 SRC = REPO_ROOT / "src"
 PACKAGE = "mnist_repro"

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from mnist_repro import cli, evaluate
-from train_support import write_digits_mnist, write_params
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from mnist_repro import cli, evaluate, paths
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -17,8 +18,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def trained(tmp_path_factory):
     """Raw digits files, their decoded npz and a model trained on them (shared, read-only)."""
     root = tmp_path_factory.mktemp("evaluate")
-    raw = write_digits_mnist(root / "raw")
-    params = write_params(root / "params.yaml", {"max_iter": 200}, evaluate={"mistakes": 16})
+    raw = root / "raw"
+    write_fake_mnist(raw, n_train=1200, n_test=600)
+    params = write_params(root / "params.yaml", {"train.max_iter": 200, "evaluate.mistakes": 16})
     assert cli.main(["decode", "--raw", str(raw), "--out", str(root / "processed")]) == 0
     args = ["--params", str(params), "--data", str(raw), "--out", str(root / "models")]
     assert cli.main(["train", *args]) == 0
@@ -54,10 +56,10 @@ def test_metrics_agree_with_the_model_and_scikit_learn(trained, tmp_path):
 
     assert metrics["accuracy"] == pytest.approx(accuracy_score(truth, pred), abs=1e-6)
     assert metrics["accuracy"] == pytest.approx(meta["test_accuracy"], abs=1e-6)
-    assert metrics["accuracy"] >= 0.9  # real digits: far above chance (0.1)
+    assert metrics["accuracy"] >= 0.85  # far above chance (0.1)
     assert metrics["macro_f1"] == pytest.approx(f1_score(truth, pred, average="macro"), abs=1e-6)
     assert metrics["regularization rate"] == 0.5
-    assert metrics["train_size"] == 1200 and metrics["test_size"] == len(truth) == 597
+    assert metrics["train_size"] == 1200 and metrics["test_size"] == len(truth) == 600
     assert 0 < metrics["log_loss"] < 1
     assert sorted(metrics["per_class"], key=int) == [str(d) for d in range(10)]
     assert sum(row["support"] for row in metrics["per_class"].values()) == len(truth)
@@ -68,23 +70,23 @@ def test_metrics_agree_with_the_model_and_scikit_learn(trained, tmp_path):
 def test_figures_and_confusion_plot_data(trained, tmp_path):
     root, params = trained
     assert _evaluate(root, params, tmp_path) == 0
-    for rel in evaluate.FIGURES.values():
+    for rel in paths.FIGURE_FILES.values():
         data = (tmp_path / rel).read_bytes()
         assert data.startswith(PNG_MAGIC)
         assert b"Software" not in data and b"matplotlib" not in data.lower()
-    rows = (tmp_path / evaluate.CONFUSION_DATA).read_text().splitlines()
+    rows = (tmp_path / paths.CONFUSION_CSV).read_text().splitlines()
     assert rows[0] == "actual,predicted"
-    assert len(rows) == 1 + 597
+    assert len(rows) == 1 + 600
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     agree = sum(1 for row in rows[1:] if row.split(",")[0] == row.split(",")[1])
-    assert agree / 597 == pytest.approx(metrics["accuracy"], abs=1e-6)
+    assert agree / 600 == pytest.approx(metrics["accuracy"], abs=1e-6)
 
 
 def test_two_runs_give_identical_bytes(trained, tmp_path):
     root, params = trained
     for run in ("a", "b"):
         assert _evaluate(root, params, tmp_path / run) == 0
-    names = ["metrics.json", evaluate.CONFUSION_DATA, *evaluate.FIGURES.values()]
+    names = ["metrics.json", paths.CONFUSION_CSV, *paths.FIGURE_FILES.values()]
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
@@ -92,13 +94,13 @@ def test_two_runs_give_identical_bytes(trained, tmp_path):
 def test_sample_seed_changes_the_digits_figure_only(trained, tmp_path):
     root, params = trained
     other = write_params(
-        tmp_path / "other.yaml", {"max_iter": 200}, evaluate={"mistakes": 16, "sample_seed": 7}
+        tmp_path / "other.yaml", {"evaluate.mistakes": 16, "evaluate.sample_seed": 7}
     )
     assert _evaluate(root, params, tmp_path / "a") == 0
     assert _evaluate(root, other, tmp_path / "b") == 0
-    digits = evaluate.FIGURES["digits"]
+    digits = paths.FIGURE_FILES["digits"]
     assert (tmp_path / "a" / digits).read_bytes() != (tmp_path / "b" / digits).read_bytes()
-    confusion = evaluate.FIGURES["confusion"]
+    confusion = paths.FIGURE_FILES["confusion"]
     assert (tmp_path / "a" / confusion).read_bytes() == (tmp_path / "b" / confusion).read_bytes()
 
 
@@ -113,7 +115,9 @@ def test_sample_seed_changes_the_digits_figure_only(trained, tmp_path):
     ],
 )
 def test_bad_params_are_one_line(tmp_path, capsys, section, named):
-    params = write_params(tmp_path / "params.yaml", {}, evaluate=section)
+    params = write_params(
+        tmp_path / "params.yaml", {f"evaluate.{k}": v for k, v in section.items()}
+    )
     assert _evaluate(tmp_path, params, tmp_path / "out") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and named in err[0]
@@ -121,7 +125,7 @@ def test_bad_params_are_one_line(tmp_path, capsys, section, named):
 
 
 def test_missing_model_is_one_line(tmp_path, capsys):
-    params = write_params(tmp_path / "params.yaml", {}, evaluate={})
+    params = write_params(tmp_path / "params.yaml")
     assert _evaluate(tmp_path, params, tmp_path / "out") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
@@ -151,7 +155,7 @@ def test_confusion_matrix_counts_true_rows_predicted_columns():
 def test_a_rerun_removes_temp_files_a_killed_run_left(trained, tmp_path):
     """SIGKILL mid-write leaves .<name>.<random>.tmp beside an output; the next run removes it."""
     root, params = trained
-    outputs = [evaluate.METRICS_FILE, evaluate.CONFUSION_DATA, *evaluate.FIGURES.values()]
+    outputs = [paths.METRICS_FILE, paths.CONFUSION_CSV, *paths.FIGURE_FILES.values()]
     for rel in outputs:
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)

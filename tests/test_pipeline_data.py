@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from helpers.repo import copy_repo, run
 from mnist_repro.decode import FILES, load_npz
 from mnist_repro.idx import read_idx
-from support import copy_repo, run, update_params
-from synthetic import write_synthetic_mnist
 
 pytestmark = pytest.mark.slow
 
@@ -16,14 +17,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def synthetic(tmp_path):
     folder = tmp_path / "mirror"
-    specs = write_synthetic_mnist(folder, n_train=120, n_test=40, seed=3)
+    specs = write_fake_mnist(folder, n_train=120, n_test=40, seed=3)
     return folder, specs
 
 
 def _repo_with_sources(tmp_path, sources, specs):
     repo = copy_repo(tmp_path / "repo")
-    update_params(
-        repo,
+    write_params(
+        repo / "params.yaml",
         {
             "download.sources": sources,
             "download.files": specs,

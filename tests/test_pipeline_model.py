@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from support import copy_repo, pinned_kernel_runs_here, run, update_params
-from synthetic import write_synthetic_mnist
+from helpers.repo import pinned_kernel_runs_here, repo_with_fake_data, run
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +24,7 @@ OUTPUTS = (
 
 
 def test_dvc_repro_end_to_end_then_nothing_then_an_experiment(tmp_path):
-    mirror = tmp_path / "mirror"
-    specs = write_synthetic_mnist(mirror, n_train=400, n_test=150, seed=11)
-    repo = copy_repo(tmp_path / "repo")
-    update_params(repo, {"download.files": specs, "download.retries": 1, "train.max_iter": 50})
-    run(["git", "commit", "-qam", "synthetic data"], cwd=repo)
+    repo, mirror = repo_with_fake_data(tmp_path, n_train=400, n_test=150, seed=11)
     env = {"MNIST_MIRROR": str(mirror)}
 
     first = run(["dvc", "repro"], cwd=repo, env=env)

@@ -8,18 +8,19 @@ import shutil
 
 import pytest
 
-from mnist_repro import cli, evaluate
-from train_support import write_digits_mnist, write_params
+from helpers.dataset import write_fake_mnist
+from helpers.params import write_params
+from helpers.repo import run
+from mnist_repro import cli, paths
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """decode, train and evaluate on the 28x28 digits; returns (root, params)."""
     root = tmp_path_factory.mktemp("report")
-    raw = write_digits_mnist(root / "raw")
-    params = write_params(
-        root / "params.yaml", {"max_iter": 200}, evaluate={}, report={"tutorial_accuracy": 0.9204}
-    )
+    raw = root / "raw"
+    write_fake_mnist(raw)
+    params = write_params(root / "params.yaml", {"report.tutorial_accuracy": 0.9204})
     p = ["--params", str(params)]
     assert cli.main(["decode", "--raw", str(raw), "--out", str(root / "processed")]) == 0
     assert cli.main(["train", *p, "--data", str(raw), "--out", str(root / "models")]) == 0
@@ -53,7 +54,7 @@ def test_report_has_every_figure_the_metrics_and_what_ran(pipeline):
 
     # Every figure the evaluate stage draws, linked relative to the report, and present.
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(linked) == sorted(evaluate.FIGURES.values())
+    assert sorted(linked) == sorted(paths.FIGURE_FILES.values())
     for rel in linked:
         assert (root / "reports" / rel).is_file()
 
@@ -76,8 +77,8 @@ def test_comparison_with_the_tutorial_says_above_or_below(pipeline, tmp_path):
     root, _ = pipeline
     accuracy = json.loads((root / "reports/metrics.json").read_text())["accuracy"]
     for published, word in ((accuracy - 0.01, "above"), (accuracy + 0.01, "below")):
-        params = write_params(tmp_path / "p.yaml", {}, report={"tutorial_accuracy": published})
-        reports = tmp_path / word
+        params = write_params(tmp_path / word / "p.yaml", {"report.tutorial_accuracy": published})
+        reports = tmp_path / word / "reports"
         shutil.copytree(root / "reports", reports)
         assert _report(root, params, reports) == 0
         assert f"1.00 percentage points {word}" in (reports / "README.md").read_text()
@@ -95,7 +96,7 @@ def test_missing_figure_is_one_line(pipeline, tmp_path, capsys):
     root, params = pipeline
     reports = tmp_path / "reports"
     shutil.copytree(root / "reports", reports)
-    (reports / evaluate.FIGURES["mistakes"]).unlink()
+    (reports / paths.FIGURE_FILES["mistakes"]).unlink()
     (reports / "README.md").unlink(missing_ok=True)
     assert _report(root, params, reports) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -104,7 +105,7 @@ def test_missing_figure_is_one_line(pipeline, tmp_path, capsys):
 
 
 def test_bad_report_params(tmp_path, capsys):
-    params = write_params(tmp_path / "p.yaml", {}, report={"tutorial_accuracy": 92.04})
+    params = write_params(tmp_path / "p.yaml", {"report.tutorial_accuracy": 92.04})
     assert _report(tmp_path, params) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "report.tutorial_accuracy" in err[0]
@@ -113,8 +114,6 @@ def test_bad_report_params(tmp_path, capsys):
 def test_report_depends_on_no_git_state(pipeline, tmp_path, monkeypatch):
     """DVC does not track git state, so the report must not show it: a rerun that DVC skips
     would leave a stale "+ uncommitted changes" behind (issue 9)."""
-    from support import run
-
     root, params = pipeline
     monkeypatch.delenv("MNIST_REPRO_GIT_COMMIT", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -147,7 +146,10 @@ def test_report_shows_the_kernel_and_the_host_and_writes_the_fingerprint(pipelin
     text = (reports / "README.md").read_text()
     kernels = ", ".join(f"{lib} {arch}" for lib, arch in sorted(meta["blas"]["openblas"].items()))
     assert f"| BLAS kernel | {meta['blas']['kernel']} (OpenBLAS: {kernels}) |" in text
-    assert "| host CPU | Test CPU 3000 (x86_64, x86-64-v3), the last train run here" in text
+    assert (
+        "| host CPU | Test CPU 3000 (x86_64, x86-64-v3), the train run these results come from"
+        in text
+    )
     assert "| zlib (PNG compression) | 1.2.3 (the system's, Pillow links it) |" in text
     fingerprint = json.loads((reports / "fingerprint.json").read_text())
     assert fingerprint == {

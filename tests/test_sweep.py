@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_repro import sweep
-from mnist_repro.errors import MnistReproError
+from helpers.params import write_params
+from mnist_repro import cli, sweep
 
 
 def _exp(name, reg, accuracy, timestamp, status="Success"):
@@ -61,20 +61,24 @@ def test_collect_keeps_the_newest_run_per_swept_value():
     assert "![accuracy against regularization](figures/sweep.png)" in text
 
 
-@pytest.mark.parametrize(
-    "section",
-    [
-        {},
-        {"regularization": []},
-        {"regularization": [0.5, 0]},
-        {"regularization": [True]},
-        {"regularization": 0.5},
-    ],
-)
-def test_bad_sweep_params(section):
-    with pytest.raises(MnistReproError, match=r"sweep\.regularization"):
-        sweep.validate_params(section)
+@pytest.mark.parametrize("values", [None, [], [0.5, 0], [True], 0.5, [float("inf")]])
+def test_bad_sweep_params_fail_before_any_dvc_command(tmp_path, capsys, monkeypatch, values):
+    monkeypatch.setattr(sweep, "dvc", lambda *args: pytest.fail("ran dvc"))
+    params = write_params(tmp_path / "params.yaml", {"sweep.regularization": values})
+    assert cli.main(["sweep", "--params", str(params), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {params}: sweep.regularization must be")
+    assert not (tmp_path / "out").exists()
 
 
-def test_values_are_sorted_and_unique():
-    assert sweep.validate_params({"regularization": [2, 0.5, 2.0, 1]}) == [0.5, 1.0, 2.0]
+def test_values_are_sorted_and_unique(tmp_path, monkeypatch):
+    queued = []
+
+    def fake_dvc(*args):
+        queued.extend(a for a in args if a.startswith("train.regularization="))
+        return "[]" if "--json" in args else ""
+
+    monkeypatch.setattr(sweep, "dvc", fake_dvc)
+    params = write_params(tmp_path / "params.yaml", {"sweep.regularization": [2, 0.5, 2.0, 1]})
+    assert cli.main(["sweep", "--params", str(params), "--out", str(tmp_path / "out")]) == 1
+    assert queued == [f"train.regularization={v!r}" for v in (0.5, 1.0, 2.0)]

@@ -11,8 +11,9 @@ import subprocess
 
 import yaml
 
+from helpers.params import write_params
+from helpers.repo import GIT_IDENTITY
 from mnist_repro import cli, verify
-from support import GIT_IDENTITY
 
 LOCK = {
     "schema": "2.0",
@@ -85,6 +86,7 @@ def test_dvc_status_one_line_per_stage():
 
 def test_outside_git_it_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml")  # the repository's, as a checkout has
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(LOCK))
     assert cli.main(["verify"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from mnist_repro.errors import MnistReproError
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -45,15 +47,19 @@ def _current_umask() -> int:
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
 
-    The temporary file lives in the same folder (so the rename is atomic on POSIX)
-    and is removed if the block raises, including on KeyboardInterrupt. Temporary files of
-    ``final`` that a killed earlier writer left behind are removed first (one writer per
-    file at a time: DVC runs one stage at a time).
+    The temporary file lives in the same folder (so the rename is atomic on POSIX) and is
+    removed if the block raises, including on KeyboardInterrupt. Temporary files of ``final``
+    that a killed earlier writer left behind are removed first (one writer per file at a time:
+    DVC runs one stage at a time). A failure to write (disk full, permission denied) becomes
+    one :class:`MnistReproError` naming ``final``.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(final)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=TEMP_SUFFIX, dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(final)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=TEMP_SUFFIX, dir=final.parent)
+    except OSError as exc:
+        raise _cannot_write(final, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -61,9 +67,15 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         # mkstemp creates 0600; give the result the permissions a plain open() would have.
         os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, final)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp, str(final)):
+            raise _cannot_write(final, exc) from None
         raise
+
+
+def _cannot_write(final: Path, exc: OSError) -> MnistReproError:
+    return MnistReproError(f"{final}: cannot write ({exc.strerror or exc})")
 
 
 @contextlib.contextmanager

@@ -23,12 +23,12 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from mnist_repro.errors import MnistReproError
+from mnist_repro import log, params
+from mnist_repro.params import Pattern
 
 SECTION = "blas"
 ENV = "OPENBLAS_CORETYPE"
 NATIVE = "native"
-DEFAULT = "haswell"
 # Commands whose results depend on floating point, and `verify`, which reports the kernel.
 COMMANDS = ("train", "evaluate", "sweep", "verify")
 
@@ -42,6 +42,12 @@ KERNELS: dict[str, tuple[str, frozenset[str]]] = {
         frozenset({"avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}),
     ),
 }
+# OpenBLAS reads its kernel names in any case: so does the recipe.
+SPEC = {
+    "kernel": [
+        Pattern(f"(?i){'|'.join([*KERNELS, NATIVE])}", f"one of {', '.join([*KERNELS, NATIVE])}")
+    ]
+}
 X86_64 = ("x86_64", "amd64")
 # The x86-64 micro-architecture levels (what NumPy's dispatch keys on), lowest first.
 ISA_LEVELS = (
@@ -51,37 +57,10 @@ ISA_LEVELS = (
 )
 
 
-def kernel_setting(path: str | os.PathLike[str] = "params.yaml") -> str:
-    """``blas.kernel`` from the params file, lower-case; the default if the file lacks it.
-
-    Read with yaml alone (NumPy must not load yet). A missing or unreadable file gives the
-    default: the stage itself reports that problem in its own words.
-    """
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError):
-        return DEFAULT
-    section = data.get(SECTION) if isinstance(data, dict) else None
-    if section is None:
-        return DEFAULT
-    return validate(section, str(path))
-
-
-def validate(section: Any, source: str = "params.yaml") -> str:
-    """The ``blas`` section's kernel, checked: a one-line error unless it is known."""
-    choices = ", ".join([*KERNELS, NATIVE])
-    if not isinstance(section, dict):
-        raise MnistReproError(f"{source}: '{SECTION}' must be a mapping with 'kernel'")
-    unknown = sorted(set(section) - {"kernel"})
-    if unknown:
-        raise MnistReproError(f"{source}: unknown parameter {SECTION}.{unknown[0]} (known: kernel)")
-    value = section.get("kernel", DEFAULT)
-    if not isinstance(value, str) or value.lower() not in (*KERNELS, NATIVE):
-        raise MnistReproError(f"{source}: {SECTION}.kernel must be one of {choices}, got {value!r}")
-    return value.lower()
+def kernel_setting(path: str | os.PathLike[str] = params.PARAMS) -> str:
+    """``blas.kernel`` from the params file, checked (params.yaml and yaml only: NumPy must
+    not load yet)."""
+    return params.load(SECTION, SPEC, path)["kernel"].lower()
 
 
 def cpu_flags(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> frozenset[str]:
@@ -168,12 +147,12 @@ def apply(
     return None
 
 
-def apply_from_params(path: str | os.PathLike[str] = "params.yaml") -> str:
-    """:func:`apply` the params file's kernel; print its notice on stderr; return the kernel."""
+def apply_from_params(path: str | os.PathLike[str] = params.PARAMS) -> str:
+    """:func:`apply` the params file's kernel; log its notice; return the kernel."""
     kernel = kernel_setting(path)
     notice = apply(kernel)
     if notice:
-        print(notice, file=sys.stderr, flush=True)
+        log.get(SECTION).warning(notice.removeprefix(f"{SECTION}: "))
     return kernel
 
 

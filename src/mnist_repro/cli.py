@@ -1,7 +1,9 @@
 """A thin command line over the stage modules: ``python -m mnist_repro <stage>``.
 
-Each subcommand parses its arguments, calls one module's entry point and turns a
-:class:`MnistReproError` into a one-line message on stderr and exit status 1. Before any stage
+Each subcommand parses its arguments and calls one module's entry point. A
+:class:`MnistReproError` or an ``OSError`` (disk full, permission denied) ends it with one
+line, ``error: <file>: <problem>``, on stderr and exit status 1; the atomic writers leave no
+half-written file behind. Before any stage
 module (and so NumPy) is imported, the commands that compute in floating point pin the BLAS
 kernel that params.yaml names (:mod:`mnist_repro.blas`).
 """
@@ -14,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mnist_repro import blas
+from mnist_repro import blas, log, paths
 from mnist_repro.errors import MnistReproError
 
 # subcommand -> (module, help). Each module exposes ``add_arguments(parser)`` and ``run(args)``.
@@ -25,14 +27,14 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("mnist_repro.evaluate", "score the model on the test set; metrics and figures"),
     "report": ("mnist_repro.report", "write reports/README.md from the metrics and figures"),
     "sweep": ("mnist_repro.sweep", "regularization sweep as DVC experiments (make sweep)"),
-    "remote": (
+    "azure": (
         "mnist_repro.azure.cli",
         "train on Azure ML and manage its runs (make train-remote)",
     ),
     "verify": ("mnist_repro.verify", "did this run reproduce the committed results? (make verify)"),
 }
 # MNIST_TRAIN_BACKEND=azureml runs the train stage on Azure ML, same arguments (make train-remote).
-BACKENDS = {("train", "azureml"): "mnist_repro.azure.train_backend"}
+BACKENDS = {("train", "azureml"): "mnist_repro.azure.job"}
 
 
 def stage_module(name: str, default: str) -> str:
@@ -52,7 +54,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in STAGES.items():
         stage_parser = sub.add_parser(name, help=help_text, description=help_text)
         stage_parser.add_argument(
-            "--params", default="params.yaml", help="params file (default: %(default)s)"
+            "--params", default=paths.PARAMS, help="params file (default: %(default)s)"
         )
         if name == command:
             module = importlib.import_module(stage_module(name, module_name))
@@ -64,7 +66,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def params_path(argv: Sequence[str]) -> str:
     """The ``--params`` value in ``argv`` (``params.yaml`` if none), parsed without the stage."""
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--params", default="params.yaml")
+    pre.add_argument("--params", default=str(paths.PARAMS))
     return pre.parse_known_args(argv)[0].params
 
 
@@ -75,15 +77,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             blas.apply_from_params(params_path(argv))
         except MnistReproError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            log.error(str(exc))
             return 1
     args = build_parser(command).parse_args(argv)
     run: Callable[[argparse.Namespace], int | None] = args.run
     try:
         return run(args) or 0
     except MnistReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        log.error(str(exc))
+    except OSError as exc:
+        log.error(os_error_line(exc))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        log.error("interrupted")
         return 130
+    return 1
+
+
+def os_error_line(exc: OSError) -> str:
+    """``<file>: <problem>`` for an OSError (``<problem>`` alone if it names no file)."""
+    problem = exc.strerror or str(exc)
+    return f"{exc.filename}: {problem}" if exc.filename is not None else problem

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from mnist_repro import log
 from mnist_repro.errors import MnistReproError
 from mnist_repro.provenance import sha256_file
 
@@ -52,12 +53,12 @@ def tree_hash(folder: str | os.PathLike[str], length: int = LENGTH) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m mnist_repro.content_hash FOLDER", file=sys.stderr)
+        log.error("usage: python -m mnist_repro.content_hash FOLDER")
         return 2
     try:
-        print(tree_hash(args[0]))
+        log.result(tree_hash(args[0]))
     except MnistReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error(str(exc))
         return 1
     return 0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_repro import provenance
+from mnist_repro import log, paths, provenance
 from mnist_repro.atomic import atomic_open, stable_zip_info, write_json
 from mnist_repro.errors import MnistReproError
 from mnist_repro.idx import read_idx
@@ -31,10 +31,7 @@ FILES: dict[str, str] = {
 SPLITS = ("train", "test")
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
-NPZ_NAME = "mnist.npz"
-SUMMARY_NAME = "summary.json"
-
-# Zip entries get this fixed timestamp (the earliest a zip can hold) instead of "now".
+LOG = log.get("decode")
 
 
 def _check_images(path: Path, images: np.ndarray) -> None:
@@ -169,23 +166,23 @@ def summarize(arrays: Mapping[str, np.ndarray], raw_dir: Path) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--raw", type=Path, default=Path("data/raw"), help="folder with the four idx .gz files"
+        "--raw", type=Path, default=paths.RAW, help="folder with the four idx .gz files"
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("data/processed"), help="folder for mnist.npz and summary"
+        "--out", type=Path, default=paths.PROCESSED, help="folder for the arrays and summary"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     def progress(path: Path, array: np.ndarray, seconds: float) -> None:
         shape = " x ".join(map(str, array.shape))
-        print(f"decode: {path.name}: {shape} {array.dtype} in {seconds:.2f} s", flush=True)
+        LOG.info("%s: %s %s in %.2f s", path.name, shape, array.dtype, seconds)
 
     arrays = load_raw(args.raw, on_file=progress)
     summary = summarize(arrays, args.raw)
-    npz_path = args.out / NPZ_NAME
+    npz_path = args.out / paths.NPZ_NAME
     save_npz(npz_path, arrays)
     summary["npz"] = {"sha256": provenance.sha256_file(npz_path), "size": npz_path.stat().st_size}
-    write_json(args.out / SUMMARY_NAME, summary)
-    print(f"decode: wrote {npz_path} and {args.out / SUMMARY_NAME}", flush=True)
+    write_json(args.out / paths.SUMMARY_NAME, summary)
+    LOG.info("wrote %s and %s", npz_path, args.out / paths.SUMMARY_NAME)
     return 0

@@ -18,49 +18,22 @@ from typing import Any
 
 import numpy as np
 
-from mnist_repro import figures, model, progress
+from mnist_repro import figures, log, model, params, paths
 from mnist_repro.atomic import write_json, write_text
 from mnist_repro.errors import MnistReproError
-from mnist_repro.params import load_section, read_json
+from mnist_repro.params import Integral, Interval, read_json
 
-STAGE = "evaluate"
-PARAM_KEYS = ("sample_digits", "sample_seed", "mistakes")
-FIGURES = {
-    "digits": "figures/digits.png",
-    "confusion": "figures/confusion.png",
-    "mistakes": "figures/mistakes.png",
+LOG = log.get("evaluate")
+SPEC = {
+    "sample_digits": [Interval(Integral, 1, 60)],
+    "sample_seed": [Interval(Integral, 0, 2**32 - 1)],
+    "mistakes": [Interval(Integral, 0, 1000)],
 }
-METRICS_FILE = "metrics.json"
-CONFUSION_DATA = "plots/confusion.csv"
-
-
-def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dict[str, int]:
-    """Check the ``evaluate`` section: three non-negative integers (a one-line error if not)."""
-    unknown = sorted(set(section) - set(PARAM_KEYS))
-    if unknown:
-        raise MnistReproError(
-            f"{source}: unknown parameter evaluate.{unknown[0]} (known: {', '.join(PARAM_KEYS)})"
-        )
-    defaults = {"sample_digits": 30, "sample_seed": 0, "mistakes": 32}
-    config = {}
-    for key, default in defaults.items():
-        value = section.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise MnistReproError(
-                f"{source}: evaluate.{key} must be an integer >= 0, got {value!r}"
-            )
-        config[key] = value
-    if not 1 <= config["sample_digits"] <= 60:
-        raise MnistReproError(
-            f"{source}: evaluate.sample_digits must be between 1 and 60, "
-            f"got {config['sample_digits']!r}"
-        )
-    return config
 
 
 def read_metadata(model_dir: Path) -> dict[str, Any]:
     """The train stage's model.json."""
-    path = model_dir / "model.json"
+    path = model_dir / paths.META_FILE
     meta = read_json(path, "train")
     if meta.get("preset") not in model.PRESETS:
         raise MnistReproError(f"{path}: unknown preset {meta.get('preset')!r}")
@@ -145,10 +118,10 @@ def evaluate(
         "train_size": len(arrays["train_labels"]),
         "test_size": len(y_true),
     }
-    write_json(out / METRICS_FILE, metrics)
-    write_text(out / CONFUSION_DATA, confusion_csv(y_true, y_pred))
+    write_json(out / paths.METRICS_FILE, metrics)
+    write_text(out / paths.CONFUSION_CSV, confusion_csv(y_true, y_pred))
 
-    progress.say(STAGE, "drawing figures")
+    LOG.info("drawing figures")
     picked = figures.sample_indices(
         len(arrays["train_images"]), config["sample_digits"], config["sample_seed"]
     )
@@ -158,7 +131,7 @@ def evaluate(
             arrays["train_labels"][picked],
             f"{len(picked)} random training images and their labels (seed {config['sample_seed']})",
         ),
-        out / FIGURES["digits"],
+        out / paths.FIGURE_FILES["digits"],
     )
     matrix = confusion_matrix(y_true, y_pred, classes)
     figures.save_png(
@@ -168,7 +141,7 @@ def evaluate(
             f"Test set confusion matrix: {len(y_true)} images, "
             f"accuracy {100 * metrics['accuracy']:.2f}% (preset '{meta['preset']}')",
         ),
-        out / FIGURES["confusion"],
+        out / paths.FIGURE_FILES["confusion"],
     )
     worst = most_confident_mistakes(y_true, y_pred, confidence, config["mistakes"])
     n_wrong = int(np.sum(y_true != y_pred))
@@ -185,30 +158,35 @@ def evaluate(
             )
             + " (true label \u2192 prediction, predicted probability)",
         ),
-        out / FIGURES["mistakes"],
+        out / paths.FIGURE_FILES["mistakes"],
     )
     return metrics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="data/processed/mnist.npz", help="decoded arrays")
-    parser.add_argument("--model", default="models", help="folder with model.skops, model.json")
-    parser.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--data", default=paths.PROCESSED / paths.NPZ_NAME, help="decoded arrays (%(default)s)"
+    )
+    parser.add_argument(
+        "--model", default=paths.MODELS, help="folder with the trained model (%(default)s)"
+    )
+    parser.add_argument("--out", default=paths.REPORTS, help="output folder (%(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = validate_params(load_section(STAGE, args.params), source=str(args.params))
+    config = params.load("evaluate", SPEC, args.params)
     from mnist_repro.decode import load_npz
 
     model_dir = Path(args.model)
     meta = read_metadata(model_dir)
-    estimator = model.load_model(model_dir / "model.skops")
+    estimator = model.load_model(model_dir / paths.MODEL_FILE)
     arrays = load_npz(args.data)
-    progress.say(STAGE, f"scoring {len(arrays['test_labels'])} test images")
-    metrics = evaluate(estimator, meta, arrays, config, Path(args.out))
-    progress.say(
-        STAGE,
+    LOG.info("scoring %d test images", len(arrays["test_labels"]))
+    out = Path(args.out)
+    metrics = evaluate(estimator, meta, arrays, config, out)
+    LOG.info("wrote %s and figures", out / paths.METRICS_FILE)
+    log.result(
         f"accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
-        f"log loss {metrics['log_loss']:.4f}; wrote {args.out}/{METRICS_FILE} and figures",
+        f"log loss {metrics['log_loss']:.4f}"
     )
     return 0

@@ -15,30 +15,28 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mnist_repro import blas, progress
+from mnist_repro import blas, log, params, paths
 from mnist_repro.atomic import write_json, write_text
 from mnist_repro.errors import MnistReproError
-from mnist_repro.params import load_section, read_json
+from mnist_repro.params import Interval, Real, read_json
 
-STAGE = "report"
-PARAM_KEYS = ("tutorial_accuracy",)
-TIMINGS_FILE = "train.timings.json"  # the train stage's run record (git-ignored)
-FINGERPRINT_FILE = "fingerprint.json"
+LOG = log.get("report")
+SPEC = {"tutorial_accuracy": [Interval(Real, 0, 1)]}
 HOST_KEYS = ("cpu", "machine", "isa", "zlib")
 FIGURES = (
     (
-        "figures/digits.png",
+        "digits",
         "Training digits",
         "Random training images with their labels, the figure the tutorial draws before training.",
     ),
     (
-        "figures/confusion.png",
+        "confusion",
         "Confusion matrix",
         "Rows are the true digit, columns the "
         "prediction; the diagonal (green) holds the correct answers and their recall.",
     ),
     (
-        "figures/mistakes.png",
+        "mistakes",
         "Most confident mistakes",
         "Test images the model got wrong while "
         "most sure of itself: often ambiguous or mislabelled digits.",
@@ -46,24 +44,10 @@ FIGURES = (
 )
 
 
-def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dict[str, float]:
-    unknown = sorted(set(section) - set(PARAM_KEYS))
-    if unknown:
-        raise MnistReproError(
-            f"{source}: unknown parameter report.{unknown[0]} (known: {', '.join(PARAM_KEYS)})"
-        )
-    value = section.get("tutorial_accuracy", 0.9204)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise MnistReproError(
-            f"{source}: report.tutorial_accuracy must be a number in [0, 1], got {value!r}"
-        )
-    return {"tutorial_accuracy": float(value)}
-
-
 def read_host(model_dir: Path) -> dict[str, str]:
-    """CPU, machine, x86-64 level and zlib of the last train run, from its run record if any."""
+    """CPU, machine, x86-64 level and zlib of the train run, from its run record if any."""
     try:
-        timings = json.loads((model_dir / TIMINGS_FILE).read_text(encoding="utf-8"))
+        timings = json.loads((model_dir / paths.TIMINGS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         timings = {}
     if not isinstance(timings, dict):
@@ -84,7 +68,7 @@ def render(
     meta: dict[str, Any], metrics: dict[str, Any], config: dict[str, float], host: dict[str, str]
 ) -> str:
     """The report's Markdown."""
-    params = meta["params"]
+    fit = meta["params"]
     tutorial = config["tutorial_accuracy"]
     acc = metrics["accuracy"]
     diff = 100 * (acc - tutorial)
@@ -99,8 +83,8 @@ def render(
         "tutorial published for its one-vs-rest logistic regression at regularization rate 0.5"
         + (
             "."
-            if params["regularization"] == 0.5
-            else f" (this run: {params['regularization']:g}, so not a like-for-like comparison)."
+            if fit["regularization"] == 0.5
+            else f" (this run: {fit['regularization']:g}, so not a like-for-like comparison)."
         ),
         "",
         "## Metrics",
@@ -124,13 +108,14 @@ def render(
             f"| {row['support']} |"
         )
     lines += ["", "## Figures", ""]
-    for path, title, caption in FIGURES:
+    for key, title, caption in FIGURES:
+        path = paths.FIGURE_FILES[key]
         lines += [f"### {title}", "", caption, "", f"![{title}]({path})", ""]
     converged = (
         "yes"
         if meta["converged"]
         else (
-            f"no: stopped at max_iter={params['max_iter']}"
+            f"no: stopped at max_iter={fit['max_iter']}"
             + (" (by design, see the top-level README)" if meta["preset"] == "fast" else "")
         )
     )
@@ -140,14 +125,14 @@ def render(
         "| | |",
         "|---|---|",
         f"| preset | `{meta['preset']}`: {meta['estimator']} |",
-        f"| regularization | {params['regularization']:g} (C = {meta['C']:g}) |",
-        f"| max_iter, tol | {params['max_iter']}, {params['tol']:g} |",
-        f"| seed, threads | {params['seed']}, {params['threads']} |",
+        f"| regularization | {fit['regularization']:g} (C = {meta['C']:g}) |",
+        f"| max_iter, tol | {fit['max_iter']}, {fit['tol']:g} |",
+        f"| seed, threads | {fit['seed']}, {fit['threads']} |",
         f"| solver iterations | {_iterations(meta['n_iter'])} |",
         f"| converged | {converged} |",
         f"| BLAS kernel | {blas.describe(meta.get('blas', {'kernel': 'not recorded'}))} |",
-        f"| host CPU | {host['cpu']} ({host['machine']}, {host['isa']}), the last train run "
-        f"here (models/{TIMINGS_FILE}) |",
+        f"| host CPU | {host['cpu']} ({host['machine']}, {host['isa']}), the train run "
+        f"these results come from (models/{paths.TIMINGS_FILE}) |",
         f"| zlib (PNG compression) | {host['zlib']} (the system's, Pillow links it) |",
         f"| code | mnist-repro {meta['packages'].get('mnist-repro', 'unknown')}; each stage's "
         "code hashes are in dvc.lock |",
@@ -176,20 +161,20 @@ def _iterations(n_iter: list[int]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="models", help="folder with model.json")
-    parser.add_argument("--reports", default="reports", help="folder with metrics.json, figures")
+    parser.add_argument("--model", default=paths.MODELS, help="folder with the model's metadata")
+    parser.add_argument("--reports", default=paths.REPORTS, help="folder with metrics, figures")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = validate_params(load_section(STAGE, args.params), source=str(args.params))
+    config = params.load("report", SPEC, args.params)
     reports = Path(args.reports)
-    meta = read_json(Path(args.model) / "model.json", "train")
-    metrics = read_json(reports / "metrics.json", "evaluate")
-    for path, _, _ in FIGURES:
+    meta = read_json(Path(args.model) / paths.META_FILE, "train")
+    metrics = read_json(reports / paths.METRICS_FILE, "evaluate")
+    for path in paths.FIGURE_FILES.values():
         if not (reports / path).is_file():
             raise MnistReproError(f"{reports / path}: not found (run the evaluate stage first)")
     host = read_host(Path(args.model))
-    write_text(reports / "README.md", render(meta, metrics, config, host))
-    write_json(reports / FINGERPRINT_FILE, fingerprint(meta, host))
-    progress.say(STAGE, f"wrote {reports / 'README.md'} and {reports / FINGERPRINT_FILE}")
+    write_text(reports / paths.REPORT_FILE, render(meta, metrics, config, host))
+    write_json(reports / paths.FINGERPRINT_FILE, fingerprint(meta, host))
+    LOG.info("wrote %s and %s", reports / paths.REPORT_FILE, reports / paths.FINGERPRINT_FILE)
     return 0

@@ -11,32 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from mnist_repro import figures, progress
+from mnist_repro import figures, log, params, paths, report, train
 from mnist_repro.atomic import write_text
 from mnist_repro.errors import MnistReproError
-from mnist_repro.params import load_section
+from mnist_repro.params import ListOf
 
-STAGE = "sweep"
-METRICS = "reports/metrics.json"
-
-
-def validate_params(section: dict[str, Any], source: str = "params.yaml") -> list[float]:
-    values = section.get("regularization")
-    if not isinstance(values, list) or not values:
-        raise MnistReproError(f"{source}: sweep.regularization must be a non-empty list")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise MnistReproError(
-                f"{source}: sweep.regularization values must be numbers > 0, got {value!r}"
-            )
-        if not math.isfinite(value):
-            raise MnistReproError(f"{source}: sweep.regularization values must be finite")
-    return sorted({float(v) for v in values})
+LOG = log.get("sweep")
+SPEC = {"regularization": [ListOf(train.SPEC["regularization"][0], max_len=100)]}
+METRICS = f"{paths.REPORTS}/{paths.METRICS_FILE}"  # as `dvc exp show` names it
 
 
 def dvc(*args: str) -> str:
@@ -91,7 +77,7 @@ def render(rows: list[dict[str, Any]], tutorial: float, preset: str) -> str:
         f"accuracy; the tutorial published {tutorial:.4f} for rate 0.5. "
         "`dvc exp show` lists the runs, `dvc exp apply <experiment>` restores one.",
         "",
-        "![accuracy against regularization](figures/sweep.png)",
+        f"![accuracy against regularization]({paths.SWEEP_FIGURE})",
         "",
         "| regularization | C | accuracy | macro F1 | log loss | experiment |",
         "|---|---|---|---|---|---|",
@@ -128,21 +114,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--collect-only", action="store_true", help="skip running; rewrite the report from exps"
     )
-    parser.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", default=paths.REPORTS, help="output folder (default: %(default)s)")
     parser.add_argument("--rev", help="baseline commit of the experiments (default: HEAD)")
 
 
 def run(args: argparse.Namespace) -> int:
-    values = validate_params(load_section(STAGE, args.params), str(args.params))
-    train_params = load_section("train", args.params)
-    tutorial = float(load_section("report", args.params).get("tutorial_accuracy", 0.9204))
+    values = sorted({float(v) for v in params.load("sweep", SPEC, args.params)["regularization"]})
+    preset = params.load("train", train.SPEC, args.params)["preset"]
+    tutorial = params.load("report", report.SPEC, args.params)["tutorial_accuracy"]
     # The experiments hang off the commit checked out when they were queued.
     baseline = args.rev or _head()
     if not args.collect_only:
         for value in values:
-            progress.say(STAGE, f"queueing train.regularization={value:g}")
+            LOG.info("queueing train.regularization=%g", value)
             dvc("exp", "run", "--queue", "-S", f"train.regularization={value!r}")
-        progress.say(STAGE, f"running {len(values)} experiments, one at a time")
+        LOG.info("running %d experiments, one at a time", len(values))
         dvc("exp", "run", "--run-all", "--jobs", "1")
     show = dvc("exp", "show", "--json", *(["--rev", baseline] if baseline else []))
     rows = collect(json.loads(show), values)
@@ -151,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             f"dvc exp show: no sweep experiments on top of commit {baseline or 'HEAD'}"
         )
     out = Path(args.out)
-    write_text(out / "sweep.md", render(rows, tutorial, str(train_params.get("preset", "fast"))))
+    write_text(out / paths.SWEEP_FILE, render(rows, tutorial, preset))
     done = [r for r in rows if r["accuracy"] is not None]
     if done:
         figures.save_png(
@@ -161,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 tutorial,
                 f"Test accuracy against regularization ({len(done)} DVC experiments)",
             ),
-            out / "figures" / "sweep.png",
+            out / paths.SWEEP_FIGURE,
         )
-    progress.say(STAGE, f"wrote {out / 'sweep.md'} and {out / 'figures' / 'sweep.png'}")
+    LOG.info("wrote %s and %s", out / paths.SWEEP_FILE, out / paths.SWEEP_FIGURE)
     return 0

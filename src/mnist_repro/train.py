@@ -14,7 +14,7 @@ is a tracking server: an Azure ML job, or ``MLFLOW_TRACKING_URI``). It writes
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import platform
 import time
 import warnings
@@ -23,80 +23,35 @@ from typing import Any
 
 import numpy as np
 
-from mnist_repro import blas, model, progress, tracking
+from mnist_repro import blas, log, model, params, paths, tracking
 from mnist_repro.atomic import write_json
 from mnist_repro.errors import MnistReproError
-from mnist_repro.params import load_section
+from mnist_repro.params import Integral, Interval, Options, Real
 
-STAGE = "train"
-MODEL_FILE = "model.skops"
-META_FILE = "model.json"
-TIMINGS_FILE = "train.timings.json"
+LOG = log.get("train")
+SPEC = {
+    "preset": [Options(set(model.PRESETS))],
+    "regularization": [Interval(Real, 0, 1e6, closed="right")],
+    "max_iter": [Interval(Integral, 1, 1_000_000), None],
+    "tol": [Interval(Real, 0, 1, closed="right"), None],
+    "seed": [Interval(Integral, 0, 2**32 - 1)],
+    "threads": [Interval(Integral, 1, 4096), None],
+}
 
-PARAM_KEYS = ("preset", "regularization", "max_iter", "tol", "seed", "threads")
+
+def load_config(path: str | os.PathLike[str] = paths.PARAMS) -> dict[str, Any]:
+    """The checked ``train`` section of ``path``, made concrete by :func:`complete`."""
+    return complete(params.load("train", SPEC, path))
 
 
-def validate_params(section: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
-    """Check the ``train`` section and fill the preset's defaults; a one-line error otherwise.
-
-    Returns ``{"preset", "regularization", "max_iter", "tol", "seed", "threads"}``, concrete.
-    """
-
-    def bad(key: str, problem: str) -> MnistReproError:
-        return MnistReproError(f"{source}: train.{key} {problem}, got {section.get(key)!r}")
-
-    unknown = sorted(set(section) - set(PARAM_KEYS))
-    if unknown:
-        return_keys = ", ".join(PARAM_KEYS)
-        raise MnistReproError(
-            f"{source}: unknown parameter train.{unknown[0]} (known: {return_keys})"
-        )
-
-    preset_name = section.get("preset", "fast")
-    if preset_name not in model.PRESETS:
-        raise bad("preset", f"must be one of {', '.join(model.PRESETS)}")
-    preset = model.PRESETS[preset_name]
-
-    reg = section.get("regularization", 0.5)
-    if not _is_number(reg) or not math.isfinite(reg) or reg <= 0:
-        raise bad("regularization", "must be a number > 0 (C = 1 / regularization)")
-
-    max_iter = section.get("max_iter")
-    if max_iter is None:
-        max_iter = preset.max_iter
-    elif not _is_int(max_iter) or max_iter < 1:
-        raise bad("max_iter", "must be an integer >= 1 (or null for the preset's default)")
-
-    tol = section.get("tol")
-    if tol is None:
-        tol = preset.tol
-    elif not _is_number(tol) or not math.isfinite(tol) or tol <= 0:
-        raise bad("tol", "must be a number > 0 (or null for the preset's default)")
-
-    seed = section.get("seed", 42)
-    if not _is_int(seed) or not 0 <= seed < 2**32:
-        raise bad("seed", "must be an integer in [0, 2**32)")
-
-    threads = section.get("threads", 1)
-    if threads is not None and (not _is_int(threads) or threads < 1):
-        raise bad("threads", "must be an integer >= 1 (or null for all cores)")
-
-    return {
-        "preset": preset_name,
-        "regularization": float(reg),
-        "max_iter": int(max_iter),
-        "tol": float(tol),
-        "seed": int(seed),
-        "threads": threads,
+def complete(section: dict[str, Any]) -> dict[str, Any]:
+    """A checked ``train`` section with the preset's ``max_iter``/``tol`` in place of nulls."""
+    preset = model.PRESETS[section["preset"]]
+    return section | {
+        "regularization": float(section["regularization"]),
+        "max_iter": section["max_iter"] or preset.max_iter,
+        "tol": float(section["tol"] or preset.tol),
     }
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def fit(config: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> tuple[Any, dict]:
@@ -117,16 +72,17 @@ def fit(config: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> tuple
 
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
-        with progress.ticking(STAGE, what), model.thread_limit(config["threads"]):
+        with log.ticking(LOG, what), model.thread_limit(config["threads"]):
             estimator.fit(X, labels)
         fit_s = time.perf_counter() - start
     n_iter = model.iterations(estimator)
     converged = max(n_iter) < config["max_iter"]
     if not converged:
-        progress.say(
-            STAGE,
-            f"note: stopped at max_iter={config['max_iter']} before tol={config['tol']:g}"
-            + (" (as this preset intends: see README)" if preset.name == "fast" else ""),
+        LOG.info(
+            "note: stopped at max_iter=%d before tol=%g%s",
+            config["max_iter"],
+            config["tol"],
+            " (as this preset intends: see README)" if preset.name == "fast" else "",
         )
     return estimator, {"n_iter": n_iter, "converged": converged, "fit_s": fit_s}
 
@@ -169,13 +125,13 @@ def metadata(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="data/raw", help="folder with the four idx .gz files")
-    parser.add_argument("--out", default="models", help="output folder (default: %(default)s)")
+    parser.add_argument("--data", default=paths.RAW, help="folder with the four idx .gz files")
+    parser.add_argument("--out", default=paths.MODELS, help="output folder (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    config = validate_params(load_section(STAGE, args.params), source=str(args.params))
+    config = load_config(args.params)
     kernel = blas.kernel_setting(args.params)  # the CLI pinned it before NumPy loaded
     tracking.check()
     from mnist_repro import decode
@@ -184,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data)
     if not data_dir.is_dir():
         raise MnistReproError(f"{data_dir}: data folder not found (run the download stage first)")
-    progress.say(STAGE, f"reading {data_dir}")
+    LOG.info("reading %s", data_dir)
     t0 = time.perf_counter()
     arrays = decode.load_raw(data_dir)
     hashes = file_hashes([data_dir / name for name in decode.FILES.values()])
@@ -194,19 +150,19 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     test_accuracy = accuracy(estimator, config, arrays["test_images"], arrays["test_labels"])
     predict_s = time.perf_counter() - t0
-    progress.say(STAGE, f"test accuracy {test_accuracy:.4f} (the tutorial published 0.9204)")
+    LOG.info("test accuracy %.4f", test_accuracy)
 
     # Log first: if MLflow refuses, the stage fails before writing anything.
     if tracking.log_metrics(
         {"regularization rate": config["regularization"], "accuracy": test_accuracy},
         params=config,
     ):
-        progress.say(STAGE, "logged 'regularization rate' and 'accuracy' to MLflow")
+        LOG.info("logged 'regularization rate' and 'accuracy' to MLflow")
 
     out = Path(args.out)
-    model.save_model(estimator, out / MODEL_FILE)
+    model.save_model(estimator, out / paths.MODEL_FILE)
     meta = metadata(config, facts, arrays, hashes, test_accuracy, blas.record(kernel))
-    write_json(out / META_FILE, meta)
+    write_json(out / paths.META_FILE, meta)
     timings = {
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
@@ -221,6 +177,6 @@ def run(args: argparse.Namespace) -> int:
             "total": round(time.perf_counter() - started, 3),
         },
     }
-    write_json(out / TIMINGS_FILE, timings)
-    progress.say(STAGE, f"wrote {out / MODEL_FILE} and {out / META_FILE}")
+    write_json(out / paths.TIMINGS_FILE, timings)
+    LOG.info("wrote %s and %s", out / paths.MODEL_FILE, out / paths.META_FILE)
     return 0

@@ -13,19 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mnist_repro import blas
+from mnist_repro import blas, log, paths
 from mnist_repro.errors import MnistReproError
 
 LOCK = "dvc.lock"
 PIPELINE = "dvc.yaml"
-FINGERPRINT = "reports/fingerprint.json"
+FINGERPRINT = (paths.REPORTS / paths.FINGERPRINT_FILE).as_posix()
 
 
 def git_show(rev: str, path: str) -> str | None:
@@ -203,5 +202,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ok, lines = verify(args.rev, args.params)
-    print("\n".join(lines), file=sys.stdout, flush=True)
+    log.result("\n".join(lines))
     return 0 if ok else 1

@@ -11,12 +11,11 @@ if os.environ.get("MNIST_REPRO_FAKE_AZURE"):
     import sys
     from pathlib import Path
 
-    import mnist_repro.azure.cli as _remote_cli
-    import mnist_repro.azure.config as _config
+    import mnist_repro.azure.service as _service
 
     def _fake_client(cfg):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from azure_support import FakeMLClient
+        from helpers.azure import FakeMLClient
 
         ml = FakeMLClient(Path(os.environ["MNIST_REPRO_FAKE_AZURE"]))
         ml.jobs.execute = os.environ.get("MNIST_REPRO_FAKE_AZURE_EXECUTE") == "1"
@@ -25,5 +24,5 @@ if os.environ.get("MNIST_REPRO_FAKE_AZURE"):
     def _fake_credential():
         return object()  # no Azure here: the stand-in needs no token
 
-    _remote_cli.client = _fake_client
-    _config.check_credential = _fake_credential
+    _service.client = _fake_client
+    _service.check_credential = _fake_credential

@@ -1,0 +1,149 @@
+"""The service flows (train, sweep) against a stand-in for MLClient's operations (the network
+boundary only): what is created or reused, submitted, followed, downloaded and registered."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.azure import FakeMLClient, enter_azure_repo
+from helpers.params import write_params
+from mnist_repro.azure import service
+from mnist_repro.azure.entities import make_plan
+from mnist_repro.errors import MnistReproError
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    return enter_azure_repo(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def ml(tmp_path):
+    return FakeMLClient(tmp_path / "mlruns")
+
+
+def test_train_creates_everything_then_downloads_and_registers(repo, ml, capsys):
+    plan = make_plan(repo)
+    name = service.train(ml, plan)
+    # compute, environment, data: created once, as built from the repo
+    assert [c.name for c in ml.compute.created] == ["cpucluster"]
+    assert ml.compute.created[0].max_instances == 4
+    assert [(e.name, e.version) for e in ml.environments.created] == [
+        ("mnist-repro", plan.environment_version)
+    ]
+    assert [(d.name, d.version) for d in ml.data.created] == [
+        ("mnist_opendataset", plan.data_version)
+    ]
+    # the submitted job is the plan's job; it was streamed before anything was downloaded
+    submitted = ml.jobs.jobs[name].spec
+    assert submitted.command == plan.remote_command
+    assert [c[0] for c in ml.jobs.calls] == ["create_or_update", "stream", "download"]
+    # the model landed exactly where the local train stage writes it
+    for file_name, data in ml.jobs.model_files.items():
+        assert (repo / "models" / file_name).read_bytes() == data
+    assert not list((repo / "build" / "azureml" / "downloads").iterdir())  # no leftovers
+    # registered with the tutorial's tags plus data hash and commit
+    (model,) = ml.models.registered
+    assert model.name == "sklearn_mnist"
+    assert model.path == f"azureml://jobs/{name}/outputs/model"
+    assert model.tags["accuracy"] == "0.9125" and model.tags["regularization"] == "0.5"
+    assert model.tags["data_version"] == plan.data_version
+    assert model.tags["git_commit"] == plan.commit and len(plan.commit) == 40
+    out, err = capsys.readouterr()
+    assert out == ""  # progress only: stdout stays for results
+    assert f"azure: job {name}: https://studio.invalid/runs/{name}\n" in err
+    assert "azure: compute: creating cluster cpucluster (STANDARD_D2_V2, 0..4 nodes" in err
+    assert f"azure: submitted {name} to experiment sklearn-mnist\n" in err
+    assert "azure: model: registered sklearn_mnist:1\n" in err
+
+
+def test_second_run_reuses_compute_environment_and_data(repo, ml, capsys):
+    service.train(ml, make_plan(repo))
+    service.train(ml, make_plan(repo))
+    assert len(ml.compute.created) == 1
+    assert len(ml.environments.created) == 1
+    assert len(ml.data.created) == 1  # unchanged data: no upload, no new version
+    assert len(ml.models.registered) == 2
+    err = capsys.readouterr().err
+    assert "azure: compute: reusing cluster cpucluster" in err
+    assert "(files unchanged, no upload)" in err
+
+
+def test_changed_data_or_docker_gives_new_versions(repo, ml):
+    first = make_plan(repo)
+    service.train(ml, first)
+    (repo / "docker" / "Dockerfile").write_text(
+        (repo / "docker" / "Dockerfile").read_text() + "# changed\n"
+    )
+    from helpers.dataset import write_fake_mnist
+
+    files = write_fake_mnist(repo / "data" / "raw", n_train=60, n_test=20, seed=1)
+    write_params(repo / "params.yaml", {"download.files": files})
+    second = make_plan(repo)
+    service.train(ml, second)
+    assert second.data_version != first.data_version
+    assert second.environment_version != first.environment_version
+    assert [d.version for d in ml.data.created] == [first.data_version, second.data_version]
+    assert [e.version for e in ml.environments.created] == [
+        first.environment_version,
+        second.environment_version,
+    ]
+
+
+def test_failed_job_exits_nonzero_with_log_tail_and_url(repo, ml, capsys):
+    (repo / "models").mkdir(exist_ok=True)  # the repo may already track models/.gitignore
+    (repo / "models" / "model.skops").write_bytes(b"the user's previous model")
+    ml.jobs.script = "fail"
+    with pytest.raises(MnistReproError) as info:
+        service.train(ml, make_plan(repo))
+    (name,) = ml.jobs.jobs
+    assert str(info.value) == (
+        f"Azure ML job {name} ended Failed: https://studio.invalid/runs/{name}"
+    )
+    err = capsys.readouterr().err
+    assert "Traceback: ValueError: boom" in err
+    assert "log line 99" in err and "log line 40" not in err  # the last 40 lines only
+    assert (repo / "models" / "model.skops").read_bytes() == b"the user's previous model"
+    assert not ml.models.registered
+
+
+def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow(repo, ml, capsys):
+    ml.jobs.script = "interrupt"
+    with pytest.raises(KeyboardInterrupt):
+        service.train(ml, make_plan(repo))
+    (name,) = ml.jobs.jobs
+    err = capsys.readouterr().err
+    assert f"make remote-status JOB={name}" in err
+    assert f"make remote-cancel JOB={name}" in err
+    assert ("begin_cancel", name) not in ml.jobs.calls
+    assert ml.jobs.jobs[name].status != "Canceled"
+    assert not list((repo / "models").glob("model.*")) and not ml.models.registered
+
+
+def test_output_without_model_changes_nothing(repo, ml):
+    ml.jobs.model_files = {"model.json": b"{}"}
+    with pytest.raises(MnistReproError, match=r"has no model\.skops; nothing in .* was changed"):
+        service.train(ml, make_plan(repo))
+    assert not (repo / "models" / "model.json").exists()
+    assert not list((repo / "build" / "azureml" / "downloads").iterdir())  # no leftovers
+
+
+def test_existing_compute_of_another_kind_is_refused(repo, ml):
+    from types import SimpleNamespace
+
+    ml.compute.clusters["cpucluster"] = SimpleNamespace(name="cpucluster", type="computeinstance")
+    with pytest.raises(MnistReproError, match="not an AmlCompute cluster"):
+        service.train(ml, make_plan(repo))
+    assert not ml.jobs.jobs
+
+
+def test_sweep_registers_the_best_trial(repo, ml, capsys):
+    best = service.sweep(ml, make_plan(repo, sweep=True))
+    (parent,) = [n for n, j in ml.jobs.jobs.items() if j.spec is not None]
+    assert type(ml.jobs.jobs[parent].spec).__name__ == "SweepJob"
+    assert best != parent and ml.jobs.jobs[parent].properties["best_child_run_id"] == best
+    (model,) = ml.models.registered
+    assert model.path == f"azureml://jobs/{best}/outputs/model"
+    assert model.tags["accuracy"] == "0.95" and model.tags["regularization"] == "0.1"
+    assert capsys.readouterr().out.startswith(f"best trial {best}: accuracy = 0.95")
+    assert not list((repo / "models").glob("model.*"))  # a sweep registers; models/ untouched

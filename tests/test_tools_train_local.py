@@ -1,0 +1,99 @@
+"""tools/docker/train-local.sh (`make train-local`), with a stand-in engine that records its calls.
+
+The script runs `dvc repro` in the image on this repository as the calling user and passes
+MNIST_MIRROR on: a URL as is, a local folder (or file:// URL) mounted read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers.repo import REPO_ROOT, run
+
+SCRIPT = REPO_ROOT / "tools" / "docker" / "train-local.sh"
+USER = f"{os.getuid()}:{os.getgid()}"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Path:
+    """An executable that appends its arguments, as one JSON line, to calls.jsonl beside it."""
+    path = tmp_path / "fake-engine"
+    path.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, pathlib, sys\n"
+        "log = pathlib.Path(sys.argv[0]).with_name('calls.jsonl')\n"
+        "with log.open('a') as fh:\n"
+        "    fh.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def calls(engine: Path) -> list[list[str]]:
+    log = engine.with_name("calls.jsonl")
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def train_local(engine: Path, mirror: str | None, *flags: str, cwd: Path = REPO_ROOT):
+    env = {"DOCKER": str(engine)}
+    if mirror is not None:
+        env["MNIST_MIRROR"] = mirror
+    return run([SCRIPT, "mnist-repro:test", *flags], cwd=cwd, env=env, check=False)
+
+
+def expected(*mirror_args: str, flags: tuple[str, ...] = ()) -> list[str]:
+    return ["run", "--rm", *flags, "--user", USER, "-v", f"{REPO_ROOT}:/workspace",
+            *mirror_args, "mnist-repro:test", "dvc", "repro"]  # fmt: skip
+
+
+def test_runs_dvc_repro_on_this_repo_as_the_calling_user(engine: Path) -> None:
+    proc = train_local(engine, None)
+    assert proc.returncode == 0, proc.stderr
+    assert calls(engine) == [expected()]
+
+
+def test_a_url_mirror_is_passed_on_as_is(engine: Path) -> None:
+    proc = train_local(engine, "https://example.org/mnist/", "--network=host")
+    assert proc.returncode == 0, proc.stderr
+    assert calls(engine) == [
+        expected("-e", "MNIST_MIRROR=https://example.org/mnist/", flags=("--network=host",))
+    ]
+
+
+@pytest.mark.parametrize("form", ["relative", "file-url"])
+def test_a_folder_mirror_is_mounted_read_only(engine: Path, tmp_path: Path, form: str) -> None:
+    mirror = tmp_path / "mnist"
+    mirror.mkdir()
+    value = os.path.relpath(mirror, tmp_path) if form == "relative" else f"file://{mirror}"
+    proc = train_local(engine, value, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    mount = ("-v", f"{mirror.resolve()}:/mnist-mirror:ro", "-e", "MNIST_MIRROR=/mnist-mirror")
+    assert calls(engine) == [expected(*mount)]
+
+
+def test_a_missing_folder_is_one_line_and_runs_nothing(engine: Path, tmp_path: Path) -> None:
+    proc = train_local(engine, str(tmp_path / "nowhere"))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"error: MNIST_MIRROR={tmp_path / 'nowhere'}: not a URL or an existing folder"
+    ]
+    assert calls(engine) == []
+
+
+def test_make_train_local_builds_then_runs_the_script(engine: Path) -> None:
+    proc = run(
+        ["make", "--no-print-directory", "train-local", f"DOCKER={engine}",
+         "DOCKER_IMAGE=mnist-repro:test", "DOCKER_RUN_FLAGS=--network=host"],
+        cwd=REPO_ROOT,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    build, run_call = calls(engine)
+    assert build == ["build", "-t", "mnist-repro:test", "docker"]
+    assert run_call == expected(flags=("--network=host",))
