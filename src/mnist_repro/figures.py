@@ -180,9 +180,9 @@ def sweep(
 ):
     """Validation accuracy and log loss (with intervals) against regularization (log scale),
     the chosen value marked, and its test accuracy (with interval) beside it."""
-    fig = _figure(10, 4.4)
-    acc_ax = fig.add_axes((0.07, 0.13, 0.55, 0.72))
-    loss_ax = fig.add_axes((0.71, 0.13, 0.27, 0.72))
+    fig = _figure(10, 5.2)
+    acc_ax = fig.add_axes((0.075, 0.25, 0.55, 0.65))
+    loss_ax = fig.add_axes((0.715, 0.25, 0.27, 0.65))
     rows = sorted(rows, key=lambda r: r["regularization"])
     x = np.array([r["regularization"] for r in rows])
     blue, red, grey = "#2166ac", "#d6604d", "#777777"
@@ -195,7 +195,7 @@ def sweep(
                     elinewidth=1.2, capsize=4, label=label)  # fmt: skip
         best = int(np.flatnonzero(x == chosen)[0])
         ax.plot([x[best]], [y[best]], marker="*", markersize=17, color=red, linestyle="none",
-                label=f"chosen: regularization {chosen:g}", zorder=5)  # fmt: skip
+                label=f"chosen on validation: regularization {chosen:g}", zorder=5)  # fmt: skip
         ax.set_xscale("log")
         ax.set_xticks(x, [f"{v:g}" for v in x])
         ax.minorticks_off()
@@ -222,12 +222,23 @@ def sweep(
         linewidth=1,
         label=f"tutorial's published test accuracy {tutorial:.4f}",
     )
-    acc_ax.set_ylabel("accuracy (bars: 95% interval)")
-    acc_ax.legend(loc="lower center", fontsize=8.5, framealpha=0.9)
-    acc_ax.set_title("Accuracy: chosen on validation, then tested once")
+    acc_ax.set_ylabel("accuracy")
+    acc_ax.set_title("Accuracy (bars: 95% intervals): chosen on validation, tested once")
     bars(loss_ax, "val_log_loss", "#5e3c99", "validation log loss")
     loss_ax.set_ylabel("log loss (lower is better)")
-    loss_ax.set_title("Validation log loss")
-    loss_ax.legend(loc="upper right", fontsize=8.5, framealpha=0.9)
+    loss_ax.set_title("Validation log loss (95% intervals)")
+    handles, labels = acc_ax.get_legend_handles_labels()
+    order = sorted(
+        range(len(labels)), key=lambda i: ("valid" not in labels[i], "tutorial" in labels[i])
+    )
+    fig.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.005),
+        ncol=2,
+        fontsize=9,
+        frameon=False,
+    )
     fig.suptitle(title, y=0.985, fontsize=11.5)
     return fig

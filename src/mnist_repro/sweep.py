@@ -100,11 +100,11 @@ def render(
         "<!-- Written by `make sweep`; edits are overwritten. -->",
         "",
         f"Preset `{preset}`. **The regularization was chosen on validation data only.** Each "
-        f"rate was fitted on {first['fit_size']} training images and scored on the other "
-        f"{first['validation_size']} (held out from the training set: stratified, seed "
+        f"rate was fitted on {first['fit_size']:,} training images and scored on the other "
+        f"{first['validation_size']:,} (held out from the training set: stratified, seed "
         f"{select['seed']}; params `select`); the test set played no part in the choice. The "
-        f"chosen rate was then fitted on all {test['train_size']} training images and scored "
-        f"on the {test['n']} test images once. Each run is the train stage's command, "
+        f"chosen rate was then fitted on all {test['train_size']:,} training images and scored "
+        f"on the {test['n']:,} test images once. Each run is the train stage's command, "
         "`python -m mnist_repro train --select`, the same one each trial of "
         "`make remote-sweep` runs on Azure ML.",
         "",
@@ -132,7 +132,7 @@ def render(
         "|---|---|---|",
         f"| {chosen['regularization']:g} | highest validation accuracy "
         f"({chosen['val_accuracy']:.4f}) | **{test['value']:.4f}** ({_range(test)}), fitted "
-        f"on all {test['train_size']} training images |",
+        f"on all {test['train_size']:,} training images |",
         "",
         "Each interval is the range that holds the true score for "
         f"{level} of the samples of images one could have drawn (accuracy: Wilson; log loss: "
@@ -145,6 +145,12 @@ def render(
             if overlapping
             else "Some rates are clearly worse on validation (their intervals end below the "
             "chosen rate's); the test score above is an honest estimate of the chosen model."
+        )
+        + (
+            " The chosen rate is at the edge of the grid: a wider grid might go further, "
+            "within the same noise."
+            if chosen["regularization"] in (rows[0]["regularization"], rows[-1]["regularization"])
+            else ""
         ),
         "",
         f"The tutorial published {tutorial:.4f} (test accuracy, regularization 0.5, its "
@@ -193,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             chosen["regularization"],
             test,
             tutorial,
-            f"Preset '{preset}': regularization chosen on {rows[0]['validation_size']} "
+            f"Preset '{preset}': regularization chosen on {rows[0]['validation_size']:,} "
             "held-out training images",
         ),
         out / paths.SWEEP_FIGURE,
