@@ -55,7 +55,7 @@ repro: $(STAMP) ## Run the pipeline (dvc repro); MNIST_MIRROR=<url or folder> ad
 	dvc repro
 
 .PHONY: sweep
-sweep: $(STAMP) ## Regularization sweep as DVC experiments (params sweep) -> reports/sweep.md, figures/sweep.png
+sweep: $(STAMP) ## Choose regularization on a validation split (params sweep, select), test once -> reports/sweep.md
 	python -m mnist_repro sweep
 
 .PHONY: verify

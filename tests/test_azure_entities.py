@@ -101,7 +101,7 @@ def test_sweep_spec(repo):
     values = list(plan.settings.sweep.values)
     assert job.search_space["regularization"].values == values
     assert job.sampling_algorithm == "grid"
-    assert (job.objective.primary_metric, job.objective.goal) == ("accuracy", "maximize")
+    assert (job.objective.primary_metric, job.objective.goal) == ("val_accuracy", "maximize")
     assert job.limits.max_concurrent_trials == 3 and job.limits.max_total_trials == len(values)
     first, train = job.trial.command.split(" && ")
     assert first == (
@@ -109,7 +109,7 @@ def test_sweep_spec(repo):
         "${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml "
         f"{plan.settings.sweep.param}=${{{{search_space.regularization}}}}"
     )
-    params = " --params ${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml"
+    params = " --select --params ${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml"
     assert train == _expected_remote_command(repo) + params
 
 

@@ -43,7 +43,7 @@ def test_defaults_are_the_tutorials():
         "mnist_opendataset",
         "sklearn_mnist",
     )
-    assert s.sweep.goal == "maximize" and s.sweep.primary_metric == "accuracy"
+    assert s.sweep.goal == "maximize" and s.sweep.primary_metric == "val_accuracy"
     assert len(s.sweep.values) >= 2
 
 

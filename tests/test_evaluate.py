@@ -24,6 +24,8 @@ def trained(tmp_path_factory):
     assert cli.main(["decode", "--raw", str(raw), "--out", str(root / "processed")]) == 0
     args = ["--params", str(params), "--data", str(raw), "--out", str(root / "models")]
     assert cli.main(["train", *args]) == 0
+    tutorial = ["--params", str(params), "--section", "train_tutorial", "--data", str(raw)]
+    assert cli.main(["train", *tutorial, "--out", str(root / "tutorial")]) == 0
     return root, params
 
 
@@ -34,6 +36,7 @@ def _evaluate(root, params, out):
             "--params", str(params),
             "--data", str(root / "processed/mnist.npz"),
             "--model", str(root / "models"),
+            "--baseline", str(root / "tutorial"),
             "--out", str(out),
         ]
     )  # fmt: skip
@@ -65,6 +68,43 @@ def test_metrics_agree_with_the_model_and_scikit_learn(trained, tmp_path):
     assert sum(row["support"] for row in metrics["per_class"].values()) == len(truth)
     for row in metrics["per_class"].values():
         assert {"precision", "recall", "f1", "support"} <= set(row)
+        assert row["recall_ci"]["low"] <= row["recall"] <= row["recall_ci"]["high"]
+
+
+def test_intervals_and_the_paired_comparison(trained, tmp_path):
+    from mnist_repro import model, stats
+    from mnist_repro.decode import load_npz
+
+    root, params = trained
+    assert _evaluate(root, params, tmp_path) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    wilson = stats.proportion_interval(metrics["correct"], 600)
+    assert metrics["accuracy_ci"] == {
+        "low": round(wilson["low"], 6),
+        "high": round(wilson["high"], 6),
+    }
+    for key in ("accuracy", "macro_f1", "log_loss"):
+        assert metrics[f"{key}_ci"]["low"] < metrics[key] < metrics[f"{key}_ci"]["high"], key
+    assert metrics["confidence_level"] == 0.95
+    assert metrics["bootstrap"] == {"resamples": 2000, "seed": 0}
+
+    # The tutorial preset, scored on the same images, and the discordant counts.
+    arrays = load_npz(root / "processed/mnist.npz")
+    truth = arrays["test_labels"]
+    mine = model.load_model(root / "models/model.skops").predict(
+        model.features(arrays["test_images"], "float32")
+    )
+    theirs = model.load_model(root / "tutorial/model.skops").predict(
+        model.features(arrays["test_images"], "float64")
+    )
+    base = metrics["tutorial_preset"]
+    assert base["preset"] == "tutorial"
+    assert base["accuracy"] == pytest.approx(np.mean(theirs == truth), abs=1e-6)
+    paired = base["paired"]
+    assert paired["only_this_right"] == np.sum((mine == truth) & (theirs != truth))
+    assert paired["only_tutorial_right"] == np.sum((mine != truth) & (theirs == truth))
+    expected = stats.mcnemar(truth, mine, theirs)["p_value"]
+    assert paired["mcnemar_exact_p"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_figures_and_confusion_plot_data(trained, tmp_path):

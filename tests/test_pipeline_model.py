@@ -28,7 +28,7 @@ def test_dvc_repro_end_to_end_then_nothing_then_an_experiment(tmp_path):
     env = {"MNIST_MIRROR": str(mirror)}
 
     first = run(["dvc", "repro"], cwd=repo, env=env)
-    for stage in ("download", "decode", "train", "evaluate", "report"):
+    for stage in ("download", "decode", "train", "train_tutorial", "evaluate", "report"):
         assert f"Running stage '{stage}'" in first.stdout
     for rel in OUTPUTS:
         assert (repo / rel).is_file(), rel
@@ -68,7 +68,7 @@ def test_dvc_repro_end_to_end_then_nothing_then_an_experiment(tmp_path):
     run(["git", "add", "-A"], cwd=repo)
     run(["git", "commit", "-qm", "results"], cwd=repo)
     verify = run(["python", "-m", "mnist_repro", "verify"], cwd=repo, env=env)
-    assert verify.stdout.startswith("verify: OK, all 12 outputs DVC tracks match")
+    assert verify.stdout.startswith("verify: OK, all 14 outputs DVC tracks match")
     assert len(verify.stdout.splitlines()) == 1
     exp = run(["dvc", "exp", "run", "-S", "train.regularization=0.8"], cwd=repo, env=env)
     assert "Running stage 'train'" in exp.stdout

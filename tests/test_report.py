@@ -24,9 +24,11 @@ def pipeline(tmp_path_factory):
     p = ["--params", str(params)]
     assert cli.main(["decode", "--raw", str(raw), "--out", str(root / "processed")]) == 0
     assert cli.main(["train", *p, "--data", str(raw), "--out", str(root / "models")]) == 0
+    tutorial = ["--section", "train_tutorial", "--data", str(raw), "--out", str(root / "tut")]
+    assert cli.main(["train", *p, *tutorial]) == 0
     npz = str(root / "processed/mnist.npz")
     out = ["--model", str(root / "models"), "--out", str(root / "reports")]
-    assert cli.main(["evaluate", *p, "--data", npz, *out]) == 0
+    assert cli.main(["evaluate", *p, "--data", npz, *out, "--baseline", str(root / "tut")]) == 0
     return root, params
 
 
@@ -58,14 +60,24 @@ def test_report_has_every_figure_the_metrics_and_what_ran(pipeline):
     for rel in linked:
         assert (root / "reports" / rel).is_file()
 
-    assert "| metric | value |" in text
-    assert f"| accuracy (test) | {metrics['accuracy']:.4f} |" in text
-    assert f"| macro F1 | {metrics['macro_f1']:.4f} |" in text
-    assert "| tutorial's published accuracy | 0.9204 |" in text
+    assert "| metric | value | 95% interval |" in text
+    ci = metrics["accuracy_ci"]
+    assert (
+        f"| accuracy (test) | {metrics['accuracy']:.4f} | {ci['low']:.4f} to {ci['high']:.4f} |"
+        in text
+    )
+    assert f"| macro F1 | {metrics['macro_f1']:.4f} | " in text
+    assert "| tutorial's published accuracy | 0.9204 | |" in text
     for digit in range(10):
         assert re.search(
-            rf"^\| {digit} \| \d\.\d{{4}} \| \d\.\d{{4}} \| \d\.\d{{4}} \| \d+ \|$", text, re.M
+            rf"^\| {digit} \| \d\.\d{{4}} \| \d\.\d{{4}} \(\d\.\d{{3}} to \d\.\d{{3}}\) "
+            rf"\| \d\.\d{{4}} \| \d+ \|$",
+            text,
+            re.M,
         )
+    # One plain sentence per interval.
+    for what in ("**Accuracy** (Wilson", "**Macro F1** (bootstrap)", "**Log loss** (t interval)"):
+        assert what in text
     assert "`fast`" in text
     for name, digest in meta["data"].items():
         assert f"| {name} | `{digest}` |" in text
@@ -73,13 +85,45 @@ def test_report_has_every_figure_the_metrics_and_what_ran(pipeline):
     assert f"| scikit-learn | {meta['packages']['scikit-learn']} |" in text
 
 
-def test_comparison_with_the_tutorial_says_above_or_below(pipeline, tmp_path):
+def test_paired_comparison_with_the_tutorial_preset(pipeline, tmp_path):
+    root, params = pipeline
+    assert _report(root, params) == 0
+    text = (root / "reports/README.md").read_text()
+    base = json.loads((root / "reports/metrics.json").read_text())["tutorial_preset"]
+    paired = base["paired"]
+    assert "## Comparison with the tutorial preset (paired, same test images)" in text
+    assert f"scores **{base['accuracy']:.4f}**" in text
+    b, c = paired["only_this_right"], paired["only_tutorial_right"]
+    assert f"| **{b}** (b) |" in text and f"| **{c}** (c) |" in text
+    assert f"b = {b} out of b + c = {b + c}" in text
+    assert "Exact McNemar test: p = " in text
+    test_size = json.loads((root / "reports/metrics.json").read_text())["test_size"]
+    assert paired["both_right"] + paired["both_wrong"] + b + c == test_size
+    # Whether the published accuracy lies in the tutorial preset's interval.
+    ci = base["accuracy_ci"]
+    for published, word in (
+        ((ci["low"] + ci["high"]) / 2, "inside"),
+        (ci["high"] + 0.01, "outside"),
+    ):
+        p = write_params(tmp_path / word / "p.yaml", {"report.tutorial_accuracy": published})
+        reports = tmp_path / word / "reports"
+        shutil.copytree(root / "reports", reports)
+        assert _report(root, p, reports) == 0
+        assert (
+            f"lies {word} the `tutorial` preset's interval" in (reports / "README.md").read_text()
+        )
+
+
+def test_without_the_tutorial_preset_it_compares_with_the_published_number(pipeline, tmp_path):
     root, _ = pipeline
-    accuracy = json.loads((root / "reports/metrics.json").read_text())["accuracy"]
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    del metrics["tutorial_preset"]
+    accuracy = metrics["accuracy"]
     for published, word in ((accuracy - 0.01, "above"), (accuracy + 0.01, "below")):
         params = write_params(tmp_path / word / "p.yaml", {"report.tutorial_accuracy": published})
         reports = tmp_path / word / "reports"
         shutil.copytree(root / "reports", reports)
+        (reports / "metrics.json").write_text(json.dumps(metrics))
         assert _report(root, params, reports) == 0
         assert f"1.00 percentage points {word}" in (reports / "README.md").read_text()
 

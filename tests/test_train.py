@@ -52,6 +52,7 @@ def test_nulls_take_the_preset_values(tmp_path):
         "tol": model.PRESETS["fast"].tol,
         "seed": 42,
         "threads": None,
+        "jobs": 1,
     }
     tutorial = config(tmp_path, preset="tutorial", max_iter=7, tol=0.01)
     assert (tutorial["max_iter"], tutorial["tol"]) == (7, 0.01)
@@ -307,3 +308,89 @@ def test_an_mlflow_failure_is_one_line_and_writes_nothing(
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert len(err) == 1 and "MLflow at file://" in err[0]
     assert not (tmp_path / "models" / "model.skops").exists()
+
+
+# --- the tutorial preset in parallel; model selection (--select) ----------------------------
+
+
+def test_parallel_one_vs_rest_fit_is_the_sequential_fit(digits_split, tmp_path):
+    """train_tutorial fits its ten binary models two at a time: same coefficients, same bytes."""
+    x_train, y_train, _, _ = digits_split
+    sequential = config(tmp_path, preset="tutorial", jobs=1)
+    parallel = config(tmp_path, preset="tutorial", jobs=2)
+    one, _ = train.fit(sequential, x_train, y_train)
+    two, _ = train.fit(parallel, x_train, y_train)
+    assert len(one.estimators_) == len(two.estimators_) == 10
+    for a, b in zip(one.estimators_, two.estimators_, strict=True):
+        assert np.array_equal(a.coef_, b.coef_) and np.array_equal(a.intercept_, b.intercept_)
+    assert model.model_bytes(one) == model.model_bytes(two)
+    assert one.n_jobs is None and two.n_jobs is None  # the file does not record the parallelism
+
+
+def test_validation_split_is_seeded_stratified_and_disjoint():
+    from mnist_repro.decode import validation_split
+
+    labels = np.repeat(np.arange(10), [100, 120, 90, 110, 100, 80, 100, 105, 95, 100])
+    fit, val = validation_split(labels, 200, seed=0)
+    assert len(val) == 200 and len(fit) == len(labels) - 200
+    assert np.array_equal(np.sort(np.concatenate([fit, val])), np.arange(len(labels)))
+    counts = np.bincount(labels[val], minlength=10)
+    expected = 200 * np.bincount(labels) / len(labels)
+    assert np.all(np.abs(counts - expected) <= 1)  # each class in its proportion
+    again, val_again = validation_split(labels, 200, seed=0)
+    assert np.array_equal(val, val_again) and np.array_equal(fit, again)
+    assert not np.array_equal(val, validation_split(labels, 200, seed=1)[1])
+    with pytest.raises(ValueError, match="cannot hold every one"):
+        validation_split(labels, 5, seed=0)
+
+
+def test_select_scores_the_validation_set_and_never_the_test_set(
+    tmp_path, synthetic_raw, monkeypatch
+):
+    from sklearn.metrics import log_loss
+
+    from mnist_repro import decode
+
+    logged = {}
+    monkeypatch.setattr(
+        tracking, "log_metrics", lambda metrics, params=None: logged.update(metrics) or True
+    )
+    params = write_params(
+        tmp_path / "params.yaml", {"select.validation_size": 60, "select.seed": 3}
+    )
+    # The test images are garbage here: a select run must not even look at them.
+    argv = ["train", "--select", "--params", str(params), "--data", str(synthetic_raw)]
+    assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 0
+    meta = json.loads((tmp_path / "out/model.json").read_text())
+    assert "test_accuracy" not in meta and meta["train_size"] == 240
+    val = meta["validation"]
+    assert val["accuracy"]["n"] == 60 and val["accuracy"]["low"] < val["accuracy"]["value"]
+    assert set(logged) == {"regularization rate", *train.SELECT_METRICS}
+    assert logged["val_accuracy"] == val["accuracy"]["value"]
+
+    # The scores are those of the saved model on the held-out images.
+    arrays = decode.load_raw(synthetic_raw)
+    _, held_out = decode.validation_split(arrays["train_labels"], 60, 3)
+    estimator = model.load_model(tmp_path / "out/model.skops")
+    X = model.features(arrays["train_images"][held_out], "float32")
+    y = arrays["train_labels"][held_out]
+    assert val["accuracy"]["value"] == pytest.approx(np.mean(estimator.predict(X) == y))
+    assert val["log_loss"]["value"] == pytest.approx(log_loss(y, estimator.predict_proba(X)))
+
+
+def test_select_refuses_a_validation_set_too_large(tmp_path, synthetic_raw, capsys):
+    params = write_params(tmp_path / "params.yaml", {"select.validation_size": 299})
+    argv = ["train", "--select", "--params", str(params), "--data", str(synthetic_raw)]
+    assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 1
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {params}: select.validation_size: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_azure_sweep_optimizes_what_a_select_run_logs():
+    from mnist_repro import params, sweep
+
+    settings = params.load_file()["azure"]["sweep"]
+    assert settings["primary_metric"] == sweep.METRIC
+    assert sweep.METRIC in train.SELECT_METRICS
+    assert settings["goal"] == "maximize"  # val_accuracy: higher is better

@@ -26,7 +26,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("mnist_repro.train", "fit the logistic regression on the raw files; write models/"),
     "evaluate": ("mnist_repro.evaluate", "score the model on the test set; metrics and figures"),
     "report": ("mnist_repro.report", "write reports/README.md from the metrics and figures"),
-    "sweep": ("mnist_repro.sweep", "regularization sweep as DVC experiments (make sweep)"),
+    "sweep": (
+        "mnist_repro.sweep",
+        "choose the regularization on a validation split, test it once (make sweep)",
+    ),
     "azure": (
         "mnist_repro.azure.cli",
         "train on Azure ML and manage its runs (make train-remote)",

@@ -145,6 +145,27 @@ def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def validation_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (sorted) of a seeded, stratified split of ``labels`` into a fitting part and a
+    validation part of ``size`` images, each class in the same proportion in both parts.
+
+    Model selection (``train --select``, ``make sweep``, ``make remote-sweep``) fits on the
+    first and scores the second, so the test set is never used to choose anything.
+    """
+    from sklearn.model_selection import train_test_split
+
+    n_classes = len(np.unique(labels))
+    if not n_classes <= size <= len(labels) - n_classes:
+        raise ValueError(
+            f"a validation set of {size} images out of {len(labels)} cannot hold every one "
+            f"of the {n_classes} classes on both sides"
+        )
+    fit, validation = train_test_split(
+        np.arange(len(labels)), test_size=size, stratify=labels, random_state=seed
+    )
+    return np.sort(fit), np.sort(validation)
+
+
 def summarize(arrays: Mapping[str, np.ndarray], raw_dir: Path) -> dict:
     """Shapes, dtypes and class counts per split, and the source files' sizes and hashes."""
     splits = {}

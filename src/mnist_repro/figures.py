@@ -171,37 +171,74 @@ def _percent(p: float) -> str:
     return ">99.9%" if p >= 0.9995 else f"{100 * p:.1f}%"
 
 
-def sweep(regularization: list[float], accuracy: list[float], tutorial: float, title: str):
-    """Test accuracy against regularization (log scale), the best run marked."""
-    fig = _figure(7, 4.2)
-    ax = fig.add_axes((0.12, 0.13, 0.84, 0.76))
-    order = np.argsort(regularization)
-    x = np.asarray(regularization, dtype=float)[order]
-    y = np.asarray(accuracy, dtype=float)[order]
-    ax.plot(x, y, "o-", color="#2166ac", label="this repo (test accuracy)")
-    best = int(np.argmax(y))
-    ax.plot(
-        [x[best]],
-        [y[best]],
-        marker="*",
-        markersize=16,
-        color="#d6604d",
-        linestyle="none",
-        label=f"best: regularization {x[best]:g}, accuracy {y[best]:.4f}",
+def sweep(
+    rows: list[dict[str, Any]],
+    chosen: float,
+    test: dict[str, Any],
+    tutorial: float,
+    title: str,
+):
+    """Validation accuracy and log loss (with intervals) against regularization (log scale),
+    the chosen value marked, and its test accuracy (with interval) beside it."""
+    fig = _figure(10, 5.2)
+    acc_ax = fig.add_axes((0.075, 0.25, 0.55, 0.65))
+    loss_ax = fig.add_axes((0.715, 0.25, 0.27, 0.65))
+    rows = sorted(rows, key=lambda r: r["regularization"])
+    x = np.array([r["regularization"] for r in rows])
+    blue, red, grey = "#2166ac", "#d6604d", "#777777"
+
+    def bars(ax, key: str, color: str, label: str) -> None:
+        y = np.array([r[key] for r in rows])
+        low = np.array([r[f"{key}_ci"]["low"] for r in rows])
+        high = np.array([r[f"{key}_ci"]["high"] for r in rows])
+        ax.errorbar(x, y, yerr=[y - low, high - y], fmt="o-", color=color, ecolor=color,
+                    elinewidth=1.2, capsize=4, label=label)  # fmt: skip
+        best = int(np.flatnonzero(x == chosen)[0])
+        ax.plot([x[best]], [y[best]], marker="*", markersize=17, color=red, linestyle="none",
+                label=f"chosen on validation: regularization {chosen:g}", zorder=5)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.minorticks_off()
+        ax.set_xlabel("regularization (C = 1 / regularization)")
+        ax.grid(True, which="both", alpha=0.3)
+
+    bars(acc_ax, "val_accuracy", blue, "validation accuracy (held-out training images)")
+    shift = chosen * 1.18  # beside the chosen value, so the two bars do not hide each other
+    acc_ax.errorbar(
+        [shift],
+        [test["value"]],
+        yerr=[[test["value"] - test["low"]], [test["high"] - test["value"]]],
+        fmt="D",
+        color="#1b7837",
+        markersize=7,
+        capsize=4,
+        elinewidth=1.4,
+        label=f"test accuracy of the choice, scored once: {test['value']:.4f}",
     )
-    ax.axhline(
+    acc_ax.axhline(
         tutorial,
-        color="#777777",
+        color=grey,
         linestyle="--",
         linewidth=1,
-        label=f"tutorial's published accuracy {tutorial:.4f}",
+        label=f"tutorial's published test accuracy {tutorial:.4f}",
     )
-    ax.set_xscale("log")
-    ax.set_xticks(x, [f"{v:g}" for v in x])
-    ax.minorticks_off()
-    ax.set_xlabel("regularization (C = 1 / regularization)")
-    ax.set_ylabel("test accuracy")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
-    ax.set_title(title)
+    acc_ax.set_ylabel("accuracy")
+    acc_ax.set_title("Accuracy (bars: 95% intervals): chosen on validation, tested once")
+    bars(loss_ax, "val_log_loss", "#5e3c99", "validation log loss")
+    loss_ax.set_ylabel("log loss (lower is better)")
+    loss_ax.set_title("Validation log loss (95% intervals)")
+    handles, labels = acc_ax.get_legend_handles_labels()
+    order = sorted(
+        range(len(labels)), key=lambda i: ("valid" not in labels[i], "tutorial" in labels[i])
+    )
+    fig.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.005),
+        ncol=2,
+        fontsize=9,
+        frameon=False,
+    )
+    fig.suptitle(title, y=0.985, fontsize=11.5)
     return fig

@@ -1,153 +1,218 @@
-"""``make sweep``: a regularization sweep as DVC experiments; writes reports/sweep.md and a plot.
+"""``make sweep``: choose the regularization on held-out data, then score the choice once.
 
-Each value in params ``sweep.regularization`` is queued as ``dvc exp run --queue -S
-train.regularization=<value>``; the queue then runs one experiment at a time, each in its own
-temporary copy of the repo (the workspace is left alone). The results are read back with
-``dvc exp show --json``: the newest experiment per value on top of the current commit.
-``dvc exp apply <name>`` brings any of them into the workspace.
+For each value of params ``sweep.regularization`` the train stage's own command runs in its
+selection mode, ``python -m mnist_repro train --select`` (what each trial of ``make
+remote-sweep`` runs on Azure ML), with a copy of params.yaml holding that
+``train.regularization``: it fits on the training images minus the validation set of params
+``select`` and scores that set, never the test set. The value with the highest validation
+accuracy (:data:`METRIC`; ties: the stronger regularization) is then fitted on all the
+training images and scored on the test set, once, by the plain train command. Writes
+``reports/sweep.md`` and ``reports/figures/sweep.png``; the runs stay in ``build/sweep/``.
+Not part of ``dvc repro``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from mnist_repro import figures, log, params, paths, report, train
+import yaml
+
+from mnist_repro import figures, log, params, paths, report, stats, train
 from mnist_repro.atomic import write_text
 from mnist_repro.errors import MnistReproError
 from mnist_repro.params import ListOf
 
 LOG = log.get("sweep")
 SPEC = {"regularization": [ListOf(train.SPEC["regularization"][0], max_len=100)]}
-METRICS = f"{paths.REPORTS}/{paths.METRICS_FILE}"  # as `dvc exp show` names it
+METRIC = "val_accuracy"  # one of train.SELECT_METRICS; params azure.sweep.primary_metric too
+WORK = paths.BUILD / "sweep"
 
 
-def dvc(*args: str) -> str:
-    """Run a dvc command; its output streams to the terminal unless captured for JSON."""
-    capture = "--json" in args
-    proc = subprocess.run(["dvc", *args], capture_output=capture, text=True, check=False)
-    if proc.returncode != 0:
-        detail = (proc.stderr or "").strip().splitlines()[-1:] if capture else []
-        raise MnistReproError(
-            f"dvc {' '.join(args)} failed (exit {proc.returncode})"
-            + (f": {detail[0]}" if detail else "")
-        )
-    return proc.stdout or ""
+def params_copy(source: Path, regularization: float, dest: Path) -> Path:
+    """``source`` with ``train.regularization`` set: what one run reads."""
+    data = params.load_file(source)
+    data["train"]["regularization"] = regularization
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return dest
 
 
-def collect(show: list[dict[str, Any]], values: list[float]) -> list[dict[str, Any]]:
-    """The newest experiment per swept value, from ``dvc exp show --json``."""
-    found: dict[float, dict[str, Any]] = {}
-    groups = [g for e in show if e.get("rev") != "workspace" for g in e.get("experiments") or []]
-    for group in groups:
-        for rev in group.get("revs") or []:
-            data = rev.get("data") or {}
-            params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-            reg = (params.get("train") or {}).get("regularization")
-            if reg is None or float(reg) not in values:
-                continue
-            metrics = ((data.get("metrics") or {}).get(METRICS) or {}).get("data") or {}
-            row = {
-                "regularization": float(reg),
-                "name": rev.get("name") or (rev.get("rev") or "")[:7],
-                "timestamp": data.get("timestamp") or "",
-                "status": data.get("status") or "",
-                "accuracy": metrics.get("accuracy"),
-                "macro_f1": metrics.get("macro_f1"),
-                "log_loss": metrics.get("log_loss"),
-            }
-            old = found.get(row["regularization"])
-            if old is None or row["timestamp"] > old["timestamp"]:
-                found[row["regularization"]] = row
-    return [found[v] for v in values if v in found]
+def train_run(params_file: Path, data: Path, out: Path, select: bool) -> dict[str, Any]:
+    """One run of the train stage's command in a fresh process; its model.json."""
+    cmd = [sys.executable, "-m", "mnist_repro", "train", *(["--select"] if select else []),
+           "--params", str(params_file), "--data", str(data), "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "MNIST_TRAIN_BACKEND": "local"}  # never submit to Azure ML from here
+    if subprocess.run(cmd, env=env, check=False).returncode != 0:
+        raise MnistReproError(f"{' '.join(cmd[1:])}: failed")
+    return params.read_json(out / paths.META_FILE, "train")
 
 
-def render(rows: list[dict[str, Any]], tutorial: float, preset: str) -> str:
-    done = [r for r in rows if r["accuracy"] is not None]
-    best = max(done, key=lambda r: (r["accuracy"], -r["regularization"])) if done else None
+def row(meta: dict[str, Any]) -> dict[str, Any]:
+    """One value's validation scores, from the model.json of a ``--select`` run."""
+    val = meta["validation"]
+    return {
+        "regularization": float(meta["params"]["regularization"]),
+        "val_accuracy": val["accuracy"]["value"],
+        "val_accuracy_ci": {k: val["accuracy"][k] for k in ("low", "high")},
+        "val_log_loss": val["log_loss"]["value"],
+        "val_log_loss_ci": {k: val["log_loss"][k] for k in ("low", "high")},
+        "fit_size": meta["train_size"],
+        "validation_size": val["accuracy"]["n"],
+    }
+
+
+def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row with the highest validation accuracy; ties go to the stronger regularization."""
+    return max(rows, key=lambda r: (r[METRIC], r["regularization"]))
+
+
+def test_score(meta: dict[str, Any], confidence: float) -> dict[str, Any]:
+    """The chosen value's test accuracy (model.json of a full fit) with its Wilson interval."""
+    n = int(meta["test_size"])
+    return stats.proportion_interval(round(meta["test_accuracy"] * n), n, confidence) | {
+        "train_size": meta["train_size"]
+    }
+
+
+def _range(ci: dict[str, float]) -> str:
+    return f"{ci['low']:.4f} to {ci['high']:.4f}"
+
+
+def render(
+    rows: list[dict[str, Any]],
+    chosen: dict[str, Any],
+    test: dict[str, Any],
+    select: dict[str, Any],
+    tutorial: float,
+    preset: str,
+) -> str:
+    level = f"{100 * select['confidence']:g}%"
+    first = rows[0]
     lines = [
         "# Regularization sweep",
         "",
-        "<!-- Written by `make sweep` (DVC experiments); edits are overwritten. -->",
+        "<!-- Written by `make sweep`; edits are overwritten. -->",
         "",
-        f"Preset `{preset}`, one DVC experiment per regularization rate (C = 1 / rate), test set "
-        f"accuracy; the tutorial published {tutorial:.4f} for rate 0.5. "
-        "`dvc exp show` lists the runs, `dvc exp apply <experiment>` restores one.",
+        f"Preset `{preset}`. **The regularization was chosen on validation data only.** Each "
+        f"rate was fitted on {first['fit_size']:,} training images and scored on the other "
+        f"{first['validation_size']:,} (held out from the training set: stratified, seed "
+        f"{select['seed']}; params `select`); the test set played no part in the choice. The "
+        f"chosen rate was then fitted on all {test['train_size']:,} training images and scored "
+        f"on the {test['n']:,} test images once. Each run is the train stage's command, "
+        "`python -m mnist_repro train --select`, the same one each trial of "
+        "`make remote-sweep` runs on Azure ML.",
         "",
-        f"![accuracy against regularization]({paths.SWEEP_FIGURE})",
+        "![validation accuracy and log loss against regularization, and the chosen value's "
+        f"test accuracy]({paths.SWEEP_FIGURE})",
         "",
-        "| regularization | C | accuracy | macro F1 | log loss | experiment |",
-        "|---|---|---|---|---|---|",
+        f"| regularization | C | validation accuracy ({level} interval) "
+        f"| validation log loss ({level} interval) | |",
+        "|---|---|---|---|---|",
     ]
     for r in rows:
-        if r["accuracy"] is None:
-            lines.append(
-                f"| {r['regularization']:g} | {1 / r['regularization']:g} | failed "
-                f"({r['status'] or 'no metrics'}) | | | `{r['name']}` |"
-            )
-            continue
-        mark = " **best**" if r is best else ""
+        mark = "**chosen**" if r is chosen else ""
         lines.append(
-            f"| {r['regularization']:g} | {1 / r['regularization']:g} | {r['accuracy']:.4f}{mark} "
-            f"| {r['macro_f1']:.4f} | {r['log_loss']:.4f} | `{r['name']}` |"
+            f"| {r['regularization']:g} | {1 / r['regularization']:g} "
+            f"| {r['val_accuracy']:.4f} ({_range(r['val_accuracy_ci'])}) "
+            f"| {r['val_log_loss']:.4f} ({_range(r['val_log_loss_ci'])}) | {mark} |"
         )
-    lines.append("")
-    if best:
-        lines.append(
-            f"Best: regularization {best['regularization']:g} with accuracy "
-            f"{best['accuracy']:.4f} (experiment `{best['name']}`). Chosen on the test set, so "
-            "an optimistic estimate: confirm on held-out data before relying on it."
+    overlapping = all(
+        r["val_accuracy_ci"]["high"] >= chosen["val_accuracy_ci"]["low"] for r in rows
+    )
+    spread = max(r["val_accuracy"] for r in rows) - min(r["val_accuracy"] for r in rows)
+    lines += [
+        "",
+        f"| chosen rate | chosen on | test accuracy, scored once ({level} interval) |",
+        "|---|---|---|",
+        f"| {chosen['regularization']:g} | highest validation accuracy "
+        f"({chosen['val_accuracy']:.4f}) | **{test['value']:.4f}** ({_range(test)}), fitted "
+        f"on all {test['train_size']:,} training images |",
+        "",
+        "Each interval is the range that holds the true score for "
+        f"{level} of the samples of images one could have drawn (accuracy: Wilson; log loss: "
+        "t interval of the mean per-image loss). "
+        + (
+            f"The validation accuracies span {100 * spread:.2f} percentage points and every "
+            "one's interval reaches the chosen rate's: this validation set cannot tell these "
+            "rates apart, so the choice is one of several equally good ones, and the test "
+            "score above is an honest estimate of the chosen model, not a best-of-seven."
+            if overlapping
+            else "Some rates are clearly worse on validation (their intervals end below the "
+            "chosen rate's); the test score above is an honest estimate of the chosen model."
         )
-        lines.append("")
+        + (
+            " The chosen rate is at the edge of the grid: a wider grid might go further, "
+            "within the same noise."
+            if chosen["regularization"] in (rows[0]["regularization"], rows[-1]["regularization"])
+            else ""
+        ),
+        "",
+        f"The tutorial published {tutorial:.4f} (test accuracy, regularization 0.5, its "
+        "one-vs-rest model).",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def _head() -> str | None:
-    proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() or None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--collect-only", action="store_true", help="skip running; rewrite the report from exps"
-    )
+    parser.add_argument("--data", default=paths.RAW, help="the four idx .gz files (%(default)s)")
+    parser.add_argument("--work", default=WORK, help="the runs' folders (%(default)s)")
     parser.add_argument("--out", default=paths.REPORTS, help="output folder (default: %(default)s)")
-    parser.add_argument("--rev", help="baseline commit of the experiments (default: HEAD)")
 
 
 def run(args: argparse.Namespace) -> int:
-    values = sorted({float(v) for v in params.load("sweep", SPEC, args.params)["regularization"]})
-    preset = params.load("train", train.SPEC, args.params)["preset"]
-    tutorial = params.load("report", report.SPEC, args.params)["tutorial_accuracy"]
-    # The experiments hang off the commit checked out when they were queued.
-    baseline = args.rev or _head()
-    if not args.collect_only:
-        for value in values:
-            LOG.info("queueing train.regularization=%g", value)
-            dvc("exp", "run", "--queue", "-S", f"train.regularization={value!r}")
-        LOG.info("running %d experiments, one at a time", len(values))
-        dvc("exp", "run", "--run-all", "--jobs", "1")
-    show = dvc("exp", "show", "--json", *(["--rev", baseline] if baseline else []))
-    rows = collect(json.loads(show), values)
-    if not rows:
-        raise MnistReproError(
-            f"dvc exp show: no sweep experiments on top of commit {baseline or 'HEAD'}"
-        )
+    source = Path(args.params)
+    values = sorted({float(v) for v in params.load("sweep", SPEC, source)["regularization"]})
+    preset = train.load_config(source)["preset"]
+    select = params.load("select", train.SELECT_SPEC, source)
+    tutorial = params.load("report", report.SPEC, source)["tutorial_accuracy"]
+    data, work = Path(args.data), Path(args.work)
+    if not data.is_dir():
+        raise MnistReproError(f"{data}: data folder not found (run `make repro` first)")
+    rows = []
+    for i, value in enumerate(values, 1):
+        LOG.info("[%d/%d] regularization %g: fit without the validation set, score it", i,
+                 len(values), value)  # fmt: skip
+        copy = params_copy(source, value, work / f"params-{value:g}.yaml")
+        rows.append(row(train_run(copy, data, work / f"select-{value:g}", select=True)))
+    chosen = choose(rows)
+    LOG.info(
+        "chosen on validation: regularization %g (%s %.4f); fitting it on every training "
+        "image and scoring the test set once",
+        chosen["regularization"],
+        METRIC,
+        chosen[METRIC],
+    )
+    copy = params_copy(source, chosen["regularization"], work / "params-chosen.yaml")
+    test = test_score(train_run(copy, data, work / "chosen", select=False), select["confidence"])
     out = Path(args.out)
-    write_text(out / paths.SWEEP_FILE, render(rows, tutorial, preset))
-    done = [r for r in rows if r["accuracy"] is not None]
-    if done:
-        figures.save_png(
-            figures.sweep(
-                [r["regularization"] for r in done],
-                [r["accuracy"] for r in done],
-                tutorial,
-                f"Test accuracy against regularization ({len(done)} DVC experiments)",
-            ),
-            out / paths.SWEEP_FIGURE,
-        )
+    write_text(out / paths.SWEEP_FILE, render(rows, chosen, test, select, tutorial, preset))
+    figures.save_png(
+        figures.sweep(
+            rows,
+            chosen["regularization"],
+            test,
+            tutorial,
+            f"Preset '{preset}': regularization chosen on {rows[0]['validation_size']:,} "
+            "held-out training images",
+        ),
+        out / paths.SWEEP_FIGURE,
+    )
+    (work / "sweep.json").write_text(
+        json.dumps({"rows": rows, "chosen": chosen["regularization"], "test": test}, indent=2)
+        + "\n",
+        encoding="utf-8",
+    )
+    log.result(
+        f"chosen regularization {chosen['regularization']:g} on validation "
+        f"({METRIC} {chosen[METRIC]:.4f}); test accuracy {test['value']:.4f} "
+        f"[{test['low']:.4f}, {test['high']:.4f}]"
+    )
     LOG.info("wrote %s and %s", out / paths.SWEEP_FILE, out / paths.SWEEP_FIGURE)
     return 0

@@ -105,10 +105,13 @@ def local_paths(local_cmd: str, where: str = DVC_YAML) -> tuple[Path, Path]:
 
 
 def sweep_command(train_command: str, param: str) -> str:
-    """A trial: params.yaml with its regularization, then the train command reading that copy."""
+    """A trial: params.yaml with its regularization, then the train command reading that copy,
+    in selection mode (``--select``: scores the validation set, logs ``val_accuracy`` and
+    ``val_log_loss``; the test set chooses nothing), as ``make sweep`` runs it locally."""
     return (
         f"python -m mnist_repro.azure.job set-param {PARAMS.as_posix()} {TRIAL_PARAMS} "
-        f"{param}=${{{{inputs.{SWEEP_INPUT}}}}} && {train_command} --params {TRIAL_PARAMS}"
+        f"{param}=${{{{inputs.{SWEEP_INPUT}}}}} && {train_command} --select "
+        f"--params {TRIAL_PARAMS}"
     )
 
 
