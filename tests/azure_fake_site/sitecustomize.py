@@ -2,7 +2,9 @@
 
 Active only when ``MNIST_REPRO_FAKE_AZURE`` names a folder (the stand-in's MLflow store);
 tests put this folder first on PYTHONPATH. ``MNIST_REPRO_FAKE_AZURE_EXECUTE=1`` makes the
-stand-in run each job's command as a node would. Nothing in src/ knows about it.
+stand-in run each job's command as a node would; ``MNIST_REPRO_FAKE_AZURE_SCRIPT`` says how
+the job ends (``FakeJobs.script``: complete, fail, interrupt, ...). Nothing in src/ knows
+about it.
 """
 
 import os
@@ -13,12 +15,13 @@ if os.environ.get("MNIST_REPRO_FAKE_AZURE"):
 
     import mnist_repro.azure.service as _service
 
-    def _fake_client(cfg):
+    def _fake_client(cfg, credential=None):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from helpers.azure import FakeMLClient
 
         ml = FakeMLClient(Path(os.environ["MNIST_REPRO_FAKE_AZURE"]))
         ml.jobs.execute = os.environ.get("MNIST_REPRO_FAKE_AZURE_EXECUTE") == "1"
+        ml.jobs.script = os.environ.get("MNIST_REPRO_FAKE_AZURE_SCRIPT", "complete")
         return ml
 
     def _fake_credential():
