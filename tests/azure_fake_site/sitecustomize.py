@@ -27,5 +27,9 @@ if os.environ.get("MNIST_REPRO_FAKE_AZURE"):
     def _fake_credential():
         return object()  # no Azure here: the stand-in needs no token
 
+    def _fake_permissions(credential, scope, **kwargs):
+        return {"value": [{"actions": ["*"], "notActions": []}]}  # a Contributor
+
     _service.client = _fake_client
     _service.check_credential = _fake_credential
+    _service.fetch_permissions = _fake_permissions
