@@ -174,3 +174,59 @@ def test_sweep_registers_the_best_trial(repo, ml, capsys):
     assert model.tags["accuracy"] == "0.95" and model.tags["regularization"] == "0.1"
     assert capsys.readouterr().out.startswith(f"best trial {best}: accuracy = 0.95")
     assert not list((repo / "models").glob("model.*"))  # a sweep registers; models/ untouched
+
+
+def test_an_unpinned_base_is_refused_before_anything_is_created(repo, ml):
+    dockerfile = repo / "docker" / "Dockerfile"
+    text = dockerfile.read_text()
+    dockerfile.write_text(text.replace("@sha256:" + "ab" * 32, ""))
+    with pytest.raises(MnistReproError, match=r"is not pinned by digest .*make docker-base-dig"):
+        service.train(ml, make_plan(repo))
+    assert not ml.compute.created and not ml.environments.created and not ml.jobs.jobs
+
+
+def test_fetch_a_job_submitted_without_waiting(repo, ml, capsys):
+    """--no-wait, then fetch: the same model in models/, registered, as a followed run."""
+    plan = make_plan(repo)
+    ml.jobs.script = "interrupt"
+    with pytest.raises(KeyboardInterrupt):
+        service.train(ml, plan)
+    (name,) = ml.jobs.jobs
+    with pytest.raises(MnistReproError, match=f"job {name} is Running: nothing to fetch"):
+        service.fetch(ml, plan, name)
+    assert ("download", name) not in ml.jobs.calls
+    ml.jobs.script = "complete"
+    ml.jobs.stream(name)  # the job goes on and completes
+    written = service.fetch(ml, plan, name)
+    assert [p.name for p in written] == ["model.skops", "model.json"]
+    for file_name, data in ml.jobs.model_files.items():
+        assert (repo / "models" / file_name).read_bytes() == data
+    (model,) = ml.models.registered
+    assert model.path == f"azureml://jobs/{name}/outputs/model"
+    assert "(make remote-fetch)" in model.description
+
+
+def test_fetch_refuses_a_job_trained_with_other_params(repo, ml):
+    from helpers.params import write_params
+
+    name = service.train(ml, make_plan(repo))
+    write_params(repo / "params.yaml", {"train.regularization": 0.1})
+    with pytest.raises(MnistReproError, match=r"train.regularization=0.5 \(here 0.1\)"):
+        service.fetch(ml, make_plan(repo), name)
+
+
+def test_smoke_runs_the_train_command_on_synthetic_data(repo, ml, capsys):
+    """The same command, image and compute; its own data asset; nothing registered; models/
+    untouched. The stand-in runs the command as a node would (PYTHONPATH, MLflow, output)."""
+    ml.jobs.execute = True
+    plan = make_plan(repo, smoke=True)
+    assert plan.job.command == make_plan(repo).job.command
+    assert plan.environment.version == make_plan(repo).environment.version
+    name = service.smoke(ml, plan)
+    assert [d.name for d in ml.data.created] == ["mnist_opendataset_smoke"]
+    assert not ml.models.registered and not list((repo / "models").glob("model.*"))
+    out = capsys.readouterr().out
+    assert out.startswith(f"smoke job {name}: completed in ")
+    assert "MLflow run metrics: accuracy = " in out and "regularization rate = 0.5" in out
+    assert "output uploaded and downloaded: model.skops, model.json" in out
+    assert (repo / "build" / "azureml" / "smoke" / "model" / "model.skops").is_file()
