@@ -128,7 +128,7 @@ build_standin() {
     cat >"$ctx/Dockerfile" <<'EOF'
 ARG DEBIAN
 FROM ${DEBIAN}
-# Stand-in for python:3.11-slim-bookworm: Debian's python3 in a venv that is first on PATH.
+# Stand-in for the python:3.11-slim base: Debian's python3 in a venv that is first on PATH.
 # It trusts the host's extra CA certificates (HTTPS here passes a TLS-intercepting proxy).
 COPY certs/ /usr/local/share/ca-certificates/
 RUN apt-get update \
