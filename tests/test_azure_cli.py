@@ -25,7 +25,7 @@ def repo(tmp_path, monkeypatch):
 @pytest.fixture
 def ml(tmp_path, monkeypatch):
     ml = FakeMLClient(tmp_path / "mlruns")
-    monkeypatch.setattr(service, "client", lambda cfg: ml)
+    monkeypatch.setattr(service, "client", lambda cfg, credential=None: ml)
     return ml
 
 
@@ -124,18 +124,106 @@ def test_cli_without_mlflow_says_what_to_install(tmp_path, monkeypatch, capsys):
     assert "needs mlflow-skinny and azureml-mlflow" in capsys.readouterr().err
 
 
-def test_check_reports_workspace_and_credential(repo, monkeypatch, capsys):
+ML = "Microsoft.MachineLearningServices/workspaces"
+DATA_SCIENTIST = {  # the built-in role "AzureML Data Scientist", as the permissions API lists it
+    "actions": [f"{ML}/*/read", f"{ML}/*/action", f"{ML}/*/delete", f"{ML}/*/write"],
+    "notActions": [
+        f"{ML}/delete",
+        f"{ML}/write",
+        f"{ML}/computes/*/write",
+        f"{ML}/computes/*/delete",
+        f"{ML}/computes/listKeys/action",
+        f"{ML}/listKeys/action",
+    ],
+}
+COMPUTE_OPERATOR = {"actions": [f"{ML}/computes/*", f"{ML}/notebooks/vm/*"], "notActions": []}
+
+
+@pytest.fixture
+def granted(monkeypatch):
+    """The permissions API's answer for the signed-in user (set ``granted["value"]``)."""
+    answer = {"value": [DATA_SCIENTIST]}
     monkeypatch.setattr(service, "check_credential", lambda: object())
+    monkeypatch.setattr(service, "fetch_permissions", lambda credential, scope: answer)
+    return answer
+
+
+def test_check_names_the_role_that_may_create_the_compute(repo, ml, granted, capsys):
+    """A Data Scientist cannot create compute: check says so before a run fails halfway."""
+    assert main(["azure", "check"]) == 1
+    out, err = capsys.readouterr()
+    assert "workspace my-workspace: readable (config.json)" in out
+    assert "compute cpucluster: not there yet, the first run creates it" in out
+    assert err.count("\n") == 1 and err.startswith("error: workspace my-workspace: your role")
+    assert "workspaces/computes/write (create the compute cluster)" in err
+    assert "ask for AzureML Compute Operator (or Contributor)" in err
+    granted["value"] = [DATA_SCIENTIST, COMPUTE_OPERATOR]
     assert main(["azure", "check"]) == 0
-    assert capsys.readouterr().out == (
-        "workspace my-workspace (config.json): config and credential OK\n"
-    )
+    assert "permissions: all 7 actions a run needs are granted" in capsys.readouterr().out
+
+
+def test_check_with_an_existing_cluster_needs_no_compute_write(repo, ml, granted, capsys):
+    ml.compute.clusters["cpucluster"] = make_plan(repo).compute
+    assert main(["azure", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "compute cpucluster: exists (STANDARD_D2_V2, 0..4 nodes)" in out
+    assert "permissions: all 6 actions a run needs are granted" in out
+    assert "container registry: acr1" in out
+
+
+def test_check_warns_when_the_first_build_must_create_a_registry(repo, ml, granted, capsys):
+    granted["value"] = [{"actions": ["*"], "notActions": []}]
+    ml.registry = None
+    assert main(["azure", "check"]) == 0
+    err = capsys.readouterr().err
+    assert "has no container registry yet: the first image build creates one" in err
+    assert "az ml workspace update --container-registry" in err
+
+
+def test_check_reader_lacks_every_write(repo, ml, granted, capsys):
+    granted["value"] = [{"actions": ["*/read"], "notActions": []}]
+    assert main(["azure", "check"]) == 1
+    err = capsys.readouterr().err
+    for action in ("computes/write", "jobs/write", "environments/write", "data/write"):
+        assert f"workspaces/{action} (" in err
+
+
+def test_check_of_a_workspace_that_is_not_there(repo, ml, granted, capsys):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    def not_found(name):
+        raise ResourceNotFoundError(message="not found")
+
+    ml.workspaces.get = not_found
+    assert main(["azure", "check"]) == 1
+    err = capsys.readouterr().err
+    assert "workspace my-workspace not found in resource group my-resource-group" in err
+
+
+def test_permissions_come_from_the_arm_permissions_api(tmp_path):
+    """fetch_permissions through azure-core, answered in-process: the URL and the pages."""
+    from helpers.azure import WS_ID, FakeCredential, FakeService, transport
+
+    svc = FakeService()
+    svc.permissions = {"value": [DATA_SCIENTIST]}
+    got = service.fetch_permissions(FakeCredential(), WS_ID, transport=transport(svc))
+    assert got == {"value": [DATA_SCIENTIST]}
+    assert svc.log == [
+        f"GET https://management.azure.com{WS_ID}/providers/Microsoft.Authorization/permissions"
+    ]
 
 
 def test_ctrl_c_through_the_cli_exits_130(repo, ml, capsys):
+    """The real SDK stream raises JobException from the KeyboardInterrupt: exit 130, the
+    follow/cancel hint, no download attempt."""
     ml.jobs.script = "interrupt"
     assert main(["azure", "submit"]) == 130
-    assert "make remote-status JOB=" in capsys.readouterr().err
+    (name,) = ml.jobs.jobs
+    out, err = capsys.readouterr()
+    assert f"make remote-status JOB={name}" in err and f"make remote-cancel JOB={name}" in err
+    assert err.endswith("error: interrupted\n")
+    assert ("download", name) not in ml.jobs.calls
+    assert "RunId:" not in out  # the SDK's streamed log went to stderr
 
 
 def test_status_cancel_metrics_delete_through_the_cli(repo, ml, capsys):
@@ -147,7 +235,6 @@ def test_status_cancel_metrics_delete_through_the_cli(repo, ml, capsys):
     assert f"job {name}: Completed" in capsys.readouterr().out
     assert main(["azure", "cancel", name]) == 0
     assert "already ended: Completed" in capsys.readouterr().out
-    ml.jobs.script = "running"
     assert main(["azure", "submit", "--no-wait"]) == 0
     running = list(ml.jobs.jobs)[-1]
     assert f"make remote-status JOB={running}" in capsys.readouterr().out

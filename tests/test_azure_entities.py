@@ -156,3 +156,48 @@ def test_dry_run_specs_load_with_the_sdk_loaders(repo, tmp_path, sweep):
         assert job.inputs["data"].path.removeprefix("azureml:") == (
             f"mnist_opendataset:{plan.data_version}"
         )
+
+
+@pytest.mark.parametrize("smoke", [False, True])
+def test_dry_run_specs_write_the_model_output_in_upload_mode(repo, smoke):
+    """upload: local disk on the node, uploaded when the command ends (rw_mount is blobfuse,
+    which supports neither chmod nor, reliably, the rename of an atomic write)."""
+    plan = make_plan(repo, repo / "params.yaml", smoke=smoke)
+    paths = write_specs(plan, plan.build_dir)
+    job = load_job(paths[-1])
+    assert (job.outputs["model"].type, job.outputs["model"].mode) == ("uri_folder", "upload")
+    assert job.command == _expected_remote_command(repo)
+    if smoke:
+        assert paths[0].parent == repo / "build" / "azureml" / "smoke"
+        data = load_data(paths[2])
+        assert data.name == "mnist_opendataset_smoke"
+        assert sorted(p.name for p in Path(plan.data_dir).iterdir()) == sorted(
+            ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+        )  # fmt: skip
+        again = make_plan(repo, repo / "params.yaml", smoke=True)
+        assert again.data_version == plan.data_version  # same synthetic bytes every time
+
+
+def test_the_base_image_must_be_pinned_by_digest(tmp_path):
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    for line, pinned in [
+        ("ARG BASE=mcr.microsoft.com/mirror/docker/library/python:3.11-slim", False),
+        ("ARG BASE=python:3.11-slim@sha256:" + "0" * 63, False),
+        ("ARG BASE=mcr.microsoft.com/mirror/python:3.11-slim@sha256:" + "a" * 64, True),
+    ]:  # fmt: skip
+        (docker / "Dockerfile").write_text(f"# x\n{line}\nFROM ${{BASE}}\n")
+        assert entities.base_is_pinned(docker) is pinned, line
+    (docker / "Dockerfile").write_text("FROM python:3.11\n")
+    with pytest.raises(MnistReproError, match="no `ARG BASE=<image>` line"):
+        entities.base_image(docker)
+
+
+def test_the_repository_dockerfile_names_the_mcr_mirror():
+    """No digest is committed until `make docker-base-digest` has resolved one."""
+    from helpers.repo import REPO_ROOT
+
+    base = entities.base_image(REPO_ROOT / "docker")
+    assert base.startswith("mcr.microsoft.com/mirror/docker/library/python:3.11-slim")
+    assert entities.base_is_pinned(REPO_ROOT / "docker") == ("@sha256:" in base)

@@ -64,13 +64,30 @@ def test_the_job_command_trains_the_same_model_as_the_local_stage(repo, ml):
 def test_train_stage_on_the_azureml_backend_fills_models(repo, ml, monkeypatch, capsys):
     """`MNIST_TRAIN_BACKEND=azureml python -m mnist_repro train ...` (what dvc repro runs)."""
     monkeypatch.setenv("MNIST_TRAIN_BACKEND", "azureml")
-    monkeypatch.setattr(service, "client", lambda cfg: ml)
+    monkeypatch.setattr(service, "client", lambda cfg, credential=None: ml)
     assert main(["train", "--data", "data/raw", "--out", "models"]) == 0
     for file_name, data in ml.jobs.model_files.items():
         assert (repo / "models" / file_name).read_bytes() == data
     assert main(["train", "--data", "data/raw", "--out", "elsewhere"]) == 1
     assert "train --out elsewhere: the Azure ML backend runs dvc.yaml" in capsys.readouterr().err
     assert len(ml.jobs.jobs) == 1
+
+
+def test_the_backend_fetches_a_finished_job_when_named(repo, ml, monkeypatch):
+    """MNIST_AZURE_JOB (make remote-fetch): no submission; that job's model into --out."""
+    monkeypatch.setattr(service, "client", lambda cfg, credential=None: ml)
+    name = service.train(ml, make_plan(repo), wait=False)
+    ml.jobs.stream(name)  # it completes meanwhile
+    for file_name in ("model.skops", "model.json"):
+        (repo / "models" / file_name).unlink(missing_ok=True)  # DVC removed them
+    monkeypatch.setenv("MNIST_TRAIN_BACKEND", "azureml")
+    monkeypatch.setenv("MNIST_AZURE_JOB", name)
+    assert main(["train", "--data", "data/raw", "--out", "models"]) == 0
+    assert len(ml.jobs.jobs) == 1  # nothing submitted
+    for file_name, data in ml.jobs.model_files.items():
+        assert (repo / "models" / file_name).read_bytes() == data
+    monkeypatch.setenv("MNIST_AZURE_JOB", "no-such-job")
+    assert main(["train", "--data", "data/raw", "--out", "models"]) == 1
 
 
 def test_a_sweep_trial_trains_with_its_own_regularization(repo, ml):

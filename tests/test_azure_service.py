@@ -53,6 +53,7 @@ def test_train_creates_everything_then_downloads_and_registers(repo, ml, capsys)
     assert out == ""  # progress only: stdout stays for results
     assert f"azure: job {name}: https://studio.invalid/runs/{name}\n" in err
     assert "azure: compute: creating cluster cpucluster (STANDARD_D2_V2, 0..4 nodes" in err
+    assert "idle scale-down after 120 s" in err
     assert f"azure: submitted {name} to experiment sklearn-mnist\n" in err
     assert "azure: model: registered sklearn_mnist:1\n" in err
 
@@ -101,13 +102,16 @@ def test_failed_job_exits_nonzero_with_log_tail_and_url(repo, ml, capsys):
         f"Azure ML job {name} ended Failed: https://studio.invalid/runs/{name}"
     )
     err = capsys.readouterr().err
-    assert "Traceback: ValueError: boom" in err
-    assert "log line 99" in err and "log line 40" not in err  # the last 40 lines only
+    streamed, tail = err.split(f"azure: --- last 40 lines of the log of job {name} ---\n")
+    assert "log line 0\n" in streamed  # the SDK streamed the log (to stderr, not stdout)
+    assert "Traceback: ValueError: boom" in tail
+    assert "log line 99" in tail and "log line 60" not in tail  # the last 40 lines only
     assert (repo / "models" / "model.skops").read_bytes() == b"the user's previous model"
     assert not ml.models.registered
 
 
 def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow(repo, ml, capsys):
+    """The SDK's stream turns Ctrl-C into a JobException; follow turns it back into Ctrl-C."""
     ml.jobs.script = "interrupt"
     with pytest.raises(KeyboardInterrupt):
         service.train(ml, make_plan(repo))
@@ -115,9 +119,32 @@ def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow(repo, ml, capsys):
     err = capsys.readouterr().err
     assert f"make remote-status JOB={name}" in err
     assert f"make remote-cancel JOB={name}" in err
+    assert f"make remote-fetch JOB={name}" in err
+    assert "ended" not in err and "JobStatus" not in err
     assert ("begin_cancel", name) not in ml.jobs.calls
-    assert ml.jobs.jobs[name].status != "Canceled"
+    assert ("download", name) not in ml.jobs.calls  # the SDK would refuse: it is running
+    assert ml.jobs.jobs[name].status.value == "Running"
     assert not list((repo / "models").glob("model.*")) and not ml.models.registered
+
+
+def test_stream_returning_before_the_job_ended_downloads_nothing(repo, ml, capsys):
+    ml.jobs.script = "cancel-requested"
+    with pytest.raises(MnistReproError, match=r"is CancelRequested, not finished: nothing"):
+        service.train(ml, make_plan(repo))
+    (name,) = ml.jobs.jobs
+    assert ("download", name) not in ml.jobs.calls
+    assert f"make remote-status JOB={name}" in capsys.readouterr().err
+
+
+def test_the_fake_download_refuses_a_running_job_as_the_sdk_does(repo, ml, tmp_path):
+    from azure.ai.ml.exceptions import JobException
+
+    ml.jobs.script = "interrupt"
+    with pytest.raises(KeyboardInterrupt):
+        service.train(ml, make_plan(repo))
+    (name,) = ml.jobs.jobs
+    with pytest.raises(JobException, match=r"This job is in state JobStatus.RUNNING\. Download"):
+        ml.jobs.download(name, download_path=str(tmp_path))
 
 
 def test_output_without_model_changes_nothing(repo, ml):
@@ -147,3 +174,59 @@ def test_sweep_registers_the_best_trial(repo, ml, capsys):
     assert model.tags["accuracy"] == "0.95" and model.tags["regularization"] == "0.1"
     assert capsys.readouterr().out.startswith(f"best trial {best}: accuracy = 0.95")
     assert not list((repo / "models").glob("model.*"))  # a sweep registers; models/ untouched
+
+
+def test_an_unpinned_base_is_refused_before_anything_is_created(repo, ml):
+    dockerfile = repo / "docker" / "Dockerfile"
+    text = dockerfile.read_text()
+    dockerfile.write_text(text.replace("@sha256:" + "ab" * 32, ""))
+    with pytest.raises(MnistReproError, match=r"is not pinned by digest .*make docker-base-dig"):
+        service.train(ml, make_plan(repo))
+    assert not ml.compute.created and not ml.environments.created and not ml.jobs.jobs
+
+
+def test_fetch_a_job_submitted_without_waiting(repo, ml, capsys):
+    """--no-wait, then fetch: the same model in models/, registered, as a followed run."""
+    plan = make_plan(repo)
+    ml.jobs.script = "interrupt"
+    with pytest.raises(KeyboardInterrupt):
+        service.train(ml, plan)
+    (name,) = ml.jobs.jobs
+    with pytest.raises(MnistReproError, match=f"job {name} is Running: nothing to fetch"):
+        service.fetch(ml, plan, name)
+    assert ("download", name) not in ml.jobs.calls
+    ml.jobs.script = "complete"
+    ml.jobs.stream(name)  # the job goes on and completes
+    written = service.fetch(ml, plan, name)
+    assert [p.name for p in written] == ["model.skops", "model.json"]
+    for file_name, data in ml.jobs.model_files.items():
+        assert (repo / "models" / file_name).read_bytes() == data
+    (model,) = ml.models.registered
+    assert model.path == f"azureml://jobs/{name}/outputs/model"
+    assert "(make remote-fetch)" in model.description
+
+
+def test_fetch_refuses_a_job_trained_with_other_params(repo, ml):
+    from helpers.params import write_params
+
+    name = service.train(ml, make_plan(repo))
+    write_params(repo / "params.yaml", {"train.regularization": 0.1})
+    with pytest.raises(MnistReproError, match=r"train.regularization=0.5 \(here 0.1\)"):
+        service.fetch(ml, make_plan(repo), name)
+
+
+def test_smoke_runs_the_train_command_on_synthetic_data(repo, ml, capsys):
+    """The same command, image and compute; its own data asset; nothing registered; models/
+    untouched. The stand-in runs the command as a node would (PYTHONPATH, MLflow, output)."""
+    ml.jobs.execute = True
+    plan = make_plan(repo, smoke=True)
+    assert plan.job.command == make_plan(repo).job.command
+    assert plan.environment.version == make_plan(repo).environment.version
+    name = service.smoke(ml, plan)
+    assert [d.name for d in ml.data.created] == ["mnist_opendataset_smoke"]
+    assert not ml.models.registered and not list((repo / "models").glob("model.*"))
+    out = capsys.readouterr().out
+    assert out.startswith(f"smoke job {name}: completed in ")
+    assert "MLflow run metrics: accuracy = " in out and "regularization rate = 0.5" in out
+    assert "output uploaded and downloaded: model.skops, model.json" in out
+    assert (repo / "build" / "azureml" / "smoke" / "model" / "model.skops").is_file()

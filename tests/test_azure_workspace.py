@@ -109,7 +109,8 @@ def test_bad_overrides_get_one_line_naming_the_variable(env, message):
         ("goal: maximize", "goal: upwards", "params.yaml: azure.sweep.goal must be one of"),
         ("model: sklearn_mnist", "modle: sklearn_mnist", "params.yaml: azure.modle: unknown key"),
         ("  log_tail_lines: 40", "  log_tail_line: 40", "azure.log_tail_line: unknown key"),
-        ("    idle_seconds: 1800", "    idle_second: 1800", "azure.compute.idle_second: unknown"),
+        ("    idle_seconds: 120", "    idle_second: 120", "azure.compute.idle_second: unknown"),
+        ("    idle_seconds: 120", "    idle_seconds: 0", "azure.compute.idle_seconds must be"),
         ("  build_dir: build/azureml", "  # build_dir:", "params.yaml: azure.build_dir: missing"),
     ],
 )

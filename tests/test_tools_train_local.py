@@ -97,3 +97,28 @@ def test_make_train_local_builds_then_runs_the_script(engine: Path) -> None:
     build, run_call = calls(engine)
     assert build == ["build", "-t", "mnist-repro:test", "docker"]
     assert run_call == expected(flags=("--network=host",))
+
+
+def test_podman_keeps_the_callers_uid_in_its_user_namespace(tmp_path: Path) -> None:
+    """Rootless podman maps --user to a subordinate uid unless the namespace keeps the id."""
+    podman = tmp_path / "bin" / "podman"
+    podman.parent.mkdir()
+    podman.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, pathlib, sys\n"
+        "pathlib.Path(sys.argv[0]).with_name('calls.jsonl').write_text(json.dumps(sys.argv[1:]))\n"
+    )
+    podman.chmod(0o755)
+    proc = train_local(podman, None)
+    assert proc.returncode == 0, proc.stderr
+    assert calls(podman) == [[*expected()[:4], "--userns=keep-id", *expected()[4:]]]
+
+
+def test_the_image_runs_as_root_and_train_local_never_does() -> None:
+    """No USER in the Dockerfile (Azure ML runs images as root); train-local always passes
+    the caller's uid:gid, so no root-owned file lands in the checkout."""
+    dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
+    assert not [line for line in dockerfile.splitlines() if line.startswith("USER")]
+    script = SCRIPT.read_text()
+    assert 'user=(--user "$(id -u):$(id -g)")' in script
+    assert '"${engine[@]}" run --rm "$@" "${user[@]}"' in script

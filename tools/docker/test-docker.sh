@@ -128,7 +128,7 @@ build_standin() {
     cat >"$ctx/Dockerfile" <<'EOF'
 ARG DEBIAN
 FROM ${DEBIAN}
-# Stand-in for python:3.11-slim-bookworm: Debian's python3 in a venv that is first on PATH.
+# Stand-in for the python:3.11-slim base: Debian's python3 in a venv that is first on PATH.
 # It trusts the host's extra CA certificates (HTTPS here passes a TLS-intercepting proxy).
 COPY certs/ /usr/local/share/ca-certificates/
 RUN apt-get update \
@@ -206,6 +206,11 @@ stage "dvc repro inside the image as uid $RUN_UID:$RUN_GID"
 stage "dvc repro in the virtual environment (for comparison)"
 
 "$PY" "$REPO/tools/docker/check_outputs.py" "$WORK/repo" "$RUN_UID" --same-as "$WORK/venv-repo"
+# The image runs as root by default (as Azure ML runs it): run as a uid, it must leave nothing
+# owned by root in the checkout.
+ROOT_OWNED=$(find "$WORK/repo" -xdev -uid 0 -print | head -5)
+[[ -z $ROOT_OWNED ]] || die "root-owned files in the checkout after the run: $ROOT_OWNED"
+stage "no root-owned file in the checkout"
 
 # The Azure ML job's command in the image: code folder read-only, the raw files as an input
 # mount, outputs elsewhere, run metrics to MLflow (a local file store stands in for the job's).

@@ -3,8 +3,8 @@
 #
 #   tools/docker/train-local.sh IMAGE [engine run flags...]
 #
-# The repository is mounted at /workspace and the container runs as the calling uid:gid, so
-# every output belongs to you. MNIST_MIRROR is passed on: an http(s) URL as is; a local folder
+# The repository is mounted at /workspace and the container always runs as the calling uid:gid
+# (with podman also --userns=keep-id), so every output belongs to you, never to root. MNIST_MIRROR is passed on: an http(s) URL as is; a local folder
 # (or file:// URL) is mounted read-only at /mnist-mirror and the variable rewritten to that path.
 # DOCKER names the engine's command (default docker; podman works too).
 set -euo pipefail
@@ -26,6 +26,11 @@ case $mirror in
         extra=(-v "$dir:/mnist-mirror:ro" -e MNIST_MIRROR=/mnist-mirror) ;;
 esac
 
+# The image runs as root (as Azure ML runs it); here it always runs as you. Rootless podman maps
+# --user to a subordinate uid on the host unless the user namespace keeps your id.
+user=(--user "$(id -u):$(id -g)")
+[[ $(basename -- "${engine[0]}") == podman ]] && user+=(--userns=keep-id)
+
 set -x
-"${engine[@]}" run --rm "$@" --user "$(id -u):$(id -g)" -v "$repo:/workspace" \
+"${engine[@]}" run --rm "$@" "${user[@]}" -v "$repo:/workspace" \
     "${extra[@]}" "$image" dvc repro

@@ -2,7 +2,8 @@
 
 - ``workspace``: the local inputs (config.json, params ``azure:``, AML_COMPUTE_CLUSTER_*);
 - ``entities``: the compute, environment, data asset and jobs, built offline (dry-run specs);
-- ``service``: every call to the service through one MLClient;
+- ``service``: every call to the service through one MLClient (and the permissions API);
+- ``permissions``: which RBAC actions the user lacks, and the role to ask for (pure);
 - ``cli``: the ``azure`` subcommand's actions;
 - ``job``: the train stage's Azure ML backend, and what a sweep trial runs in the job.
 

@@ -15,7 +15,13 @@ from typing import Any, NamedTuple
 
 from mnist_repro import log
 from mnist_repro.azure import service, workspace
-from mnist_repro.azure.entities import make_plan, write_specs
+from mnist_repro.azure.entities import (
+    HOW_TO_PIN,
+    base_image,
+    base_is_pinned,
+    make_plan,
+    write_specs,
+)
 from mnist_repro.azure.workspace import WorkspaceConfig
 
 SPEC_KINDS = ("compute", "environment", "data", "job")  # the order `az ml` must create them in
@@ -45,9 +51,16 @@ def connect(cfg: WorkspaceConfig, mlflow: bool = False) -> Any:
     return service.client(cfg)
 
 
-def dry_run(params: Path, sweep: bool) -> None:
+def dry_run(params: Path, sweep: bool = False, smoke: bool = False) -> None:
     """Write the specs; list them and the `az ml` commands that would create them."""
-    plan = make_plan(".", params, sweep=sweep, need_data=False)
+    plan = make_plan(".", params, sweep=sweep, smoke=smoke, need_data=False)
+    if not base_is_pinned(plan.docker_dir):
+        log.get("azure").warning(
+            "%s: ARG BASE=%s is not pinned by digest: a real submission is refused until it is; %s",
+            plan.docker_dir / "Dockerfile",
+            base_image(plan.docker_dir),
+            HOW_TO_PIN,
+        )
     paths = [Path(os.path.relpath(p)) for p in write_specs(plan, plan.build_dir)]
     log.result("dry run: nothing submitted. Specs (also valid for `az ml <kind> create -f`):")
     for path in paths:
@@ -58,8 +71,12 @@ def dry_run(params: Path, sweep: bool) -> None:
 
 
 def check(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
-    service.check_credential()
-    log.result(f"workspace {cfg.workspace_name} ({cfg.path}): config and credential OK")
+    credential = service.check_credential()
+    log.result(f"credential: signed in ({cfg.path} names workspace {cfg.workspace_name})")
+    settings = workspace.load_settings(args.params)
+    ml = service.client(cfg, credential)
+    with service.service_errors(cfg):
+        service.check(ml, cfg, credential, settings.compute.name)
 
 
 def submit(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
@@ -68,6 +85,14 @@ def submit(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
     ml = connect(cfg, mlflow=True)
     with service.service_errors(cfg):
         service.train(ml, make_plan(".", args.params), wait=not args.no_wait)
+
+
+def smoke(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
+    if args.dry_run:
+        return dry_run(Path(args.params), smoke=True)
+    ml = connect(cfg, mlflow=True)
+    with service.service_errors(cfg):
+        service.smoke(ml, make_plan(".", args.params, smoke=True))
 
 
 def sweep(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
@@ -108,11 +133,20 @@ def delete_compute(args: argparse.Namespace, cfg: WorkspaceConfig) -> None:
 
 
 ACTIONS: dict[str, Action] = {
-    "check": Action("check the workspace config and the credential, nothing else", check),
+    "check": Action(
+        "check config, sign-in, workspace access, compute, your permissions (naming the role "
+        "to ask for) and the container registry; creates nothing",
+        check,
+    ),
     "submit": Action(
         "train on Azure ML (the train stage's command), download the model, register it",
         submit,
         (DRY_RUN, NO_WAIT),
+    ),
+    "smoke": Action(
+        "the train job's image and command on tiny synthetic data: does this workspace work?",
+        smoke,
+        (DRY_RUN,),
     ),
     "sweep": Action(
         "sweep regularization (grid, in parallel), register the best model", sweep, (DRY_RUN,)

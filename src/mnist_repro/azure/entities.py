@@ -2,13 +2,16 @@
 
 Nothing here talks to Azure. The job runs exactly the local train stage's command, read from
 dvc.yaml, with the data folder and the output folder swapped for the job's input and output.
-:func:`make_plan` gathers everything one run needs; :func:`write_specs` writes the entities
-as YAML (the dry run; also valid for ``az ml <kind> create -f``).
+:func:`make_plan` gathers everything one run needs (``smoke=True``: the same job on tiny
+synthetic data, ``make remote-smoke``); :func:`write_specs` writes the entities as YAML (the
+dry run; also valid for ``az ml <kind> create -f``). The image's base must be pinned by
+digest before anything is submitted (:func:`require_pinned_base`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 from collections.abc import Mapping
@@ -35,6 +38,15 @@ REMOTE_OUT = "${{outputs.model}}"
 SWEEP_INPUT = "regularization"
 CODE_FILES = (PARAMS.as_posix(),)  # besides src/: all the train command reads
 TRIAL_PARAMS = "${TMPDIR:-/tmp}/mnist-repro-trial-params.yaml"  # the shell expands it
+SMOKE_DIR = "smoke"  # under azure.build_dir: the smoke job's specs, data, code, download
+SMOKE_SIZES = {"train": 200, "test": 50}  # images of the synthetic smoke data
+# `ARG BASE=<image>` in docker/Dockerfile; pinned = `<name>[:tag]@sha256:<64 hex>`.
+BASE_ARG = re.compile(r"^ARG BASE=(\S*)\s*$", re.MULTILINE)
+PINNED = re.compile(r"[^@\s]+@sha256:[0-9a-f]{64}")
+HOW_TO_PIN = (
+    "run `make docker-base-digest` where a container registry is reachable (it needs docker, "
+    "skopeo or crane) and commit docker/Dockerfile (docs/docker.md)"
+)
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Plan:
     environment: Any
     data: Any
     job: Any  # a Command node, or a SweepJob for a sweep
+    docker_dir: Path  # the environment's build context
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -171,6 +184,54 @@ def data_version(listing: Mapping[str, str]) -> str:
     return listing_hash(listing)
 
 
+def write_smoke_data(dest: Path, seed: int = 0) -> dict[str, str]:
+    """Tiny synthetic MNIST (:data:`SMOKE_SIZES`) in ``dest``, same bytes every time.
+
+    Each class is a random blob pattern plus noise: a model learns it in a second. It is not
+    MNIST and says nothing about accuracy; it only lets the job's command run end to end.
+    """
+    import numpy as np
+
+    from mnist_repro.decode import FILES
+    from mnist_repro.idx import write_idx
+
+    rng = np.random.default_rng(seed)
+    templates = rng.random((10, 28, 28)) > 0.7
+    for split, count in SMOKE_SIZES.items():
+        labels = np.arange(count, dtype=np.uint8) % 10
+        noise = rng.integers(0, 90, size=(count, 28, 28))
+        images = np.clip(templates[labels] * 170 + noise, 0, 255).astype(np.uint8)
+        write_idx(dest / FILES[f"{split}_images"], images)
+        write_idx(dest / FILES[f"{split}_labels"], labels)
+    return tree_listing(dest)
+
+
+def base_image(docker_dir: Path) -> str:
+    """The default of ``ARG BASE=`` in the Dockerfile (what Azure ML's image build pulls)."""
+    dockerfile = docker_dir / "Dockerfile"
+    try:
+        found = BASE_ARG.search(dockerfile.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MnistReproError(f"{dockerfile}: not found") from None
+    if not found or not found.group(1):
+        raise MnistReproError(f"{dockerfile}: no `ARG BASE=<image>` line")
+    return found.group(1)
+
+
+def base_is_pinned(docker_dir: Path) -> bool:
+    return PINNED.fullmatch(base_image(docker_dir)) is not None
+
+
+def require_pinned_base(docker_dir: Path) -> None:
+    """Refuse to build on Azure ML from a base named by a tag: a tag moves, while the
+    environment's version (the content hash of docker/) does not."""
+    if not base_is_pinned(docker_dir):
+        raise MnistReproError(
+            f"{docker_dir / 'Dockerfile'}: ARG BASE={base_image(docker_dir)} is not pinned by "
+            f"digest (name@sha256:<64 hex>): {HOW_TO_PIN}"
+        )
+
+
 # --- the entities (the SDK's classes, imported only here and only when building) ---------------
 
 
@@ -244,7 +305,10 @@ def build_train_job(
             ),
             **(extra_inputs or {}),
         },
-        outputs={MODEL_OUTPUT: Output(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.RW_MOUNT)},
+        # upload: the command writes to the node's local disk and Azure ML uploads the folder
+        # when it ends. A read-write blobfuse mount (rw_mount) supports neither chmod nor,
+        # reliably, rename, which the atomic writes of the train stage use.
+        outputs={MODEL_OUTPUT: Output(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.UPLOAD)},
         environment=environment,
         environment_variables=dict(environment_variables),
         compute=settings.compute.name,
@@ -295,17 +359,32 @@ def make_plan(
     params_path: str | os.PathLike[str] = PARAMS,
     *,
     sweep: bool = False,
+    smoke: bool = False,
     need_data: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Read params.yaml, dvc.yaml, docker/ and the data; build every entity; stage the code."""
+    """Read params.yaml, dvc.yaml, docker/ and the data; build every entity; stage the code.
+
+    ``smoke``: the same command, image and compute on tiny synthetic data (its own data asset,
+    ``<data_asset>_smoke``), with specs, data, code and download under ``<build_dir>/smoke``.
+    """
+    if sweep and smoke:
+        raise MnistReproError("internal: a plan is a sweep or a smoke job, not both")
     repo, params_path = Path(repo), Path(params_path)
     settings = load_settings(params_path, environ)
     local_command = local_train_command(repo / DVC_YAML)
     remote_command = remote_train_command(local_command, str(repo / DVC_YAML))
     data_dir, out_dir = local_paths(local_command)
-    files = stage_section("download", params_path)["files"]
-    data_ver = data_version(data_listing(repo / data_dir, files, need_files=need_data))
+    build_dir = repo / settings.build_dir
+    data_asset = settings.data_asset
+    if smoke:
+        build_dir = build_dir / SMOKE_DIR
+        data_dir, out_dir = build_dir / "data", build_dir / "model"
+        data_ver = data_version(write_smoke_data(data_dir))
+        data_asset = f"{data_asset}_smoke"
+    else:
+        files = stage_section("download", params_path)["files"]
+        data_ver = data_version(data_listing(repo / data_dir, files, need_files=need_data))
     environment_version = tree_hash(repo / DOCKER_DIR)
     commit, dirty = git_commit(repo), git_dirty(repo)
     train_params = stage_section("train", params_path)
@@ -315,16 +394,18 @@ def make_plan(
         "data_version": data_ver,
         "environment_version": environment_version,
         **flatten("train", train_params),
+        **({"smoke": "true"} if smoke else {}),
     }
     knobs = [f"{k}={train_params[k]}" for k in ("preset", "regularization") if k in train_params]
     short = " ".join([commit[:8] + ("+dirty" if dirty else ""), *knobs])
+    kind = "sweep trial" if sweep else "smoke" if smoke else "train"
     job = build_train_job(
         settings,
         command=sweep_command(remote_command, settings.sweep.param) if sweep else remote_command,
-        code_dir=stage_code(repo, repo / settings.build_dir / "code"),
+        code_dir=stage_code(repo, build_dir / "code"),
         environment=asset_ref(settings.environment, environment_version),
-        data=asset_ref(settings.data_asset, data_ver),
-        display_name=f"{'sweep trial' if sweep else 'train'} {short}",
+        data=asset_ref(data_asset, data_ver),
+        display_name=f"{kind} {short}",
         tags=tags,
         environment_variables={
             "PYTHONPATH": "src",
@@ -339,15 +420,16 @@ def make_plan(
         remote_command=remote_command,
         data_dir=repo / data_dir,
         out_dir=repo / out_dir,
-        build_dir=repo / settings.build_dir,
+        build_dir=build_dir,
         data_version=data_ver,
         environment_version=environment_version,
         commit=commit,
         params=train_params,
         compute=build_compute(settings),
         environment=build_environment(settings.environment, repo / DOCKER_DIR, environment_version),
-        data=build_data(settings.data_asset, repo / data_dir, data_ver),
+        data=build_data(data_asset, repo / data_dir, data_ver),
         job=build_sweep_job(settings, job) if sweep else job,
+        docker_dir=repo / DOCKER_DIR,
         tags=tags,
     )
 

@@ -3,7 +3,8 @@
 ``MNIST_TRAIN_BACKEND=azureml python -m mnist_repro train ...`` (``make train-remote``) runs
 :func:`run`: same arguments as the local stage; the data folder becomes the data asset, the
 job runs the local command, and the model comes back to ``--out``, so DVC records it like a
-local run.
+local run. With ``MNIST_AZURE_JOB=<name>`` (``make remote-fetch``) nothing is submitted: the
+model of that finished job comes back instead, recorded the same way.
 
 ``python -m mnist_repro.azure.job set-param SOURCE DEST KEY=VALUE`` runs inside a sweep
 trial: it copies params file SOURCE to DEST with KEY replaced; the trial then runs the local
@@ -15,6 +16,7 @@ This module needs only PyYAML at import: it runs in the job's image, without the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from mnist_repro.errors import MnistReproError
 
 logger = log.get("azure")
 SET_PARAM_USAGE = "usage: python -m mnist_repro.azure.job set-param SOURCE DEST KEY=VALUE"
+ENV_JOB = "MNIST_AZURE_JOB"  # make remote-fetch: fetch this job's model instead of training
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
                 f"train {flag} {given}: the Azure ML backend runs dvc.yaml's train command, "
                 f"which uses {expected}"
             )
-    with service.service_errors(cfg):
-        service.train(ml, plan)
+    job = os.environ.get(ENV_JOB, "").strip()
+    with service.service_errors(cfg, job or None):
+        if job:
+            service.fetch(ml, plan, job)
+        else:
+            service.train(ml, plan)
     return 0
 
 

@@ -40,7 +40,8 @@ COMPUTE = {
     "min_nodes": [Interval(Integral, 0, 1000)],
     "max_nodes": [Interval(Integral, 1, 1000)],
     "sku": [Pattern(r"[A-Za-z0-9_]+", "a VM size such as STANDARD_D2_V2")],
-    "idle_seconds": [Interval(Integral, 0, 7 * 24 * 3600)],
+    # The SDK sends 0 as "unset" (the service's own default applies): at least a minute.
+    "idle_seconds": [Interval(Integral, 60, 7 * 24 * 3600)],
 }
 SPEC = {
     "experiment": [AZURE_NAME],
