@@ -25,14 +25,31 @@ help: ## Show this help, by section (colours only on a terminal)
 	  /^##@ / {printf "\n%s%s%s\n", b, substr($$0, 5), r} \
 	  /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-22s%s %s\n", c, $$1, r, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): requirements-dev.lock pyproject.toml
+# uv installs the lock (pip takes about 15x longer); uv itself comes hash-pinned from
+# requirements-uv.lock (the same uv as requirements-dev.lock). Where uv cannot be installed or
+# fails, pip installs the lock instead (SETUP_WITH=pip forces that). uv reads no pip.conf: it
+# uses the default index (or UV_INDEX_URL) and the system's CA certificates, as pip does here.
+SETUP_WITH ?= uv
+UV_INSTALL := $(BIN)/uv pip install --python $(BIN)/python --quiet --system-certs
+PIP_INSTALL := $(BIN)/python -m pip install --quiet
+
+$(STAMP): requirements-dev.lock requirements-uv.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@if [ "$(SETUP_WITH)" = uv ] \
+	  && $(PIP_INSTALL) --require-hashes --no-deps -r requirements-uv.lock \
+	  && $(UV_INSTALL) --require-hashes --no-deps -r requirements-dev.lock \
+	  && $(UV_INSTALL) --no-deps --no-build-isolation -e .; then \
+	  echo "setup: installed requirements-dev.lock with uv"; \
+	else \
+	  [ "$(SETUP_WITH)" = uv ] && echo "setup: uv failed; installing with pip" >&2; \
+	  $(PIP_INSTALL) --require-hashes --no-deps -r requirements-dev.lock \
+	  && $(PIP_INSTALL) --no-deps --no-build-isolation -e . \
+	  && echo "setup: installed requirements-dev.lock with pip"; \
+	fi
 	@touch $@
 
 .PHONY: setup
-setup: $(STAMP) ## Create .venv and install the locked dependencies and this package
+setup: $(STAMP) ## Create .venv and install the locked dependencies (uv; pip if uv fails) and this package
 
 .PHONY: lock
 lock: $(STAMP) ## Re-resolve the hash-pinned lock files from pyproject.toml
@@ -42,6 +59,9 @@ lock: $(STAMP) ## Re-resolve the hash-pinned lock files from pyproject.toml
 	uv pip compile pyproject.toml --extra job -c requirements-dev.lock --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
 	  $(foreach p,$(IMAGE_UNUSED),--no-emit-package $(p)) -o docker/requirements.lock
+	echo uv | uv pip compile - -c requirements-dev.lock --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
+	  -o requirements-uv.lock
 
 # Installed by the base dependencies but never imported by what the image runs (`dvc repro`,
 # `dvc status` and the job's train command with MLflow logging; measured with an import trace,
@@ -118,6 +138,10 @@ test-storage: $(STAMP) ## Test dvc push/pull against Azurite, the Azure Storage 
 .PHONY: bench
 bench: bench-decode ## Time the tutorial preset vs the default; last line: speedup=... default_accuracy=...
 	python tools/bench/bench_train.py
+
+.PHONY: bench-setup
+bench-setup: ## Time make setup (uv) vs the plain pip install of the same lock, fresh venvs; last line: speedup=...
+	$(PYTHON) tools/bench/bench_setup.py
 
 .PHONY: bench-decode
 bench-decode: $(STAMP) ## Time decoding the MNIST files vs plain gzip

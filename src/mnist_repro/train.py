@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_repro import blas, log, model, params, paths, stats, tracking
+from mnist_repro import blas, log, model, params, paths, solver, stats, tracking
 from mnist_repro.atomic import write_json
 from mnist_repro.errors import MnistReproError
 from mnist_repro.params import Integral, Interval, Options, Real
@@ -43,6 +43,8 @@ SPEC = {
     "seed": [Interval(Integral, 0, 2**32 - 1)],
     "threads": [Interval(Integral, 1, 4096), None],
     "jobs": [Interval(Integral, 1, 64)],
+    "window": [Interval(Integral, 1, 1000)],
+    "precondition": [Interval(Real, 0, 1e6, closed="right")],
 }
 SECTIONS = ("train", "train_tutorial")  # the sections --section may name (both dvc.yaml stages)
 SELECT_SPEC = {
@@ -71,7 +73,11 @@ def complete(section: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit(config: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> tuple[Any, dict]:
-    """Fit the configured preset on (N, 28, 28) uint8 images; return the model and fit facts."""
+    """Fit the configured preset on (N, 28, 28) uint8 images; return the model and fit facts.
+
+    ``fast`` is fitted by :mod:`mnist_repro.solver` into a stock ``LogisticRegression``;
+    ``tutorial`` by scikit-learn's liblinear, as the tutorial did.
+    """
     preset = model.PRESETS[config["preset"]]
     estimator = model.build_estimator(
         config["preset"],
@@ -81,7 +87,9 @@ def fit(config: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> tuple
         config["seed"],
     )
     X = model.features(images, preset.dtype)
-    what = f"fitting preset '{preset.name}' ({len(X)} images, C={1 / config['regularization']:g})"
+    C = 1 / config["regularization"]
+    what = f"fitting preset '{preset.name}' ({len(X)} images, C={C:g})"
+    facts: dict[str, Any] = {}
     with warnings.catch_warnings():
         # Convergence is recorded in model.json and reported below, not as a warning.
         from sklearn.exceptions import ConvergenceWarning
@@ -93,18 +101,41 @@ def fit(config: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> tuple
             model.thread_limit(config["threads"]),
             model.parallel(config["jobs"]),
         ):
-            estimator.fit(X, labels)
+            if preset.name == "fast":
+                result = solver.fit_softmax(
+                    X,
+                    labels,
+                    C,
+                    tol=config["tol"],
+                    window=config["window"],
+                    precondition=config["precondition"],
+                    max_iter=config["max_iter"],
+                )
+                solver.install(estimator, result)
+            else:
+                estimator.fit(X, labels)
         fit_s = time.perf_counter() - start
     n_iter = model.iterations(estimator)
-    converged = max(n_iter) < config["max_iter"]
-    if not converged:
+    if preset.name == "fast":
+        converged = result.converged
+        facts["solver"] = {
+            "iterations": result.n_iter,
+            "evaluations": result.n_fev,
+            "stop": result.stop,
+            "objective": round(result.objective, 12),
+        }
         LOG.info(
-            "note: stopped at max_iter=%d before tol=%g%s",
-            config["max_iter"],
-            config["tol"],
-            " (as this preset intends: see README)" if preset.name == "fast" else "",
+            "%d iterations, %d evaluations, objective %.8f, stopped by %s",
+            result.n_iter,
+            result.n_fev,
+            result.objective,
+            result.stop,
         )
-    return estimator, {"n_iter": n_iter, "converged": converged, "fit_s": fit_s}
+    else:
+        converged = max(n_iter) < config["max_iter"]
+    if not converged:
+        LOG.info("note: stopped at max_iter=%d before tol=%g", config["max_iter"], config["tol"])
+    return estimator, facts | {"n_iter": n_iter, "converged": converged, "fit_s": fit_s}
 
 
 def accuracy(estimator: Any, config: dict[str, Any], images: np.ndarray, labels: np.ndarray):
@@ -160,6 +191,7 @@ def metadata(
         "classes": sorted(int(c) for c in np.unique(arrays["train_labels"])),
         "n_iter": facts["n_iter"],
         "converged": facts["converged"],
+        **({"solver": facts["solver"]} if "solver" in facts else {}),
         "test_accuracy": test_accuracy,
         "packages": package_versions(),
         "blas": blas_record,
