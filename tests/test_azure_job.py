@@ -108,6 +108,9 @@ def test_a_sweep_trial_trains_with_its_own_regularization(repo, ml):
     assert "test_accuracy" not in trained and trained["validation"]["accuracy"]["n"] == 20
     (model,) = ml.models.registered
     assert model.tags["regularization"] == str(value)  # logged by train itself, via MLflow
+    # Tagged with what the trial scored: validation, not a test accuracy it never measured.
+    assert float(model.tags["val_accuracy"]) == trained["validation"]["accuracy"]["value"]
+    assert "accuracy" not in model.tags
     assert (repo / "params.yaml").read_text() == (
         plan.build_dir / "code" / "params.yaml"
     ).read_text()

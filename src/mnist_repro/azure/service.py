@@ -536,10 +536,18 @@ def run_metrics(ml: Any, name: str) -> dict[str, float]:
     return dict(tracking.get_run(name).data.metrics)
 
 
+SCORE_TAGS = ("accuracy", "val_accuracy", "val_log_loss")  # test; a sweep trial's validation
+
+
 def model_tags(metrics: Mapping[str, float], plan_tags: Mapping[str, str], reg: Any) -> dict:
-    """The tutorial's tags (accuracy, regularization) plus the data hash and git commit."""
+    """The tutorial's tags (accuracy, regularization) plus the data hash and git commit.
+
+    A sweep trial (``train --select``) scores the validation split, never the test set: its
+    model carries ``val_accuracy``/``val_log_loss`` instead of ``accuracy``.
+    """
+    scores = {key: str(metrics[key]) for key in SCORE_TAGS if key in metrics}
     return {
-        "accuracy": str(metrics.get("accuracy", "unknown")),
+        **(scores or {"accuracy": "unknown"}),
         "regularization": str(metrics.get("regularization rate", reg)),
         "data_version": plan_tags.get("data_version", "unknown"),
         "git_commit": plan_tags.get("git_commit", "unknown"),
