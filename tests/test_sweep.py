@@ -13,7 +13,7 @@ from mnist_repro import cli, paths, sweep
 
 
 def select_meta(reg: float, accuracy: float, loss: float = 0.3) -> dict:
-    """The model.json of a `train --select` run (what train.selection_metadata writes)."""
+    """The model.json of a `train --select` run (what train.metadata writes for it)."""
     return {
         "params": {"regularization": reg},
         "train_size": 50000,

@@ -172,10 +172,14 @@ def metadata(
     facts: dict,
     arrays: dict[str, np.ndarray],
     data_hashes: dict,
-    test_accuracy: float,
+    scores: dict[str, Any],
     blas_record: dict[str, Any],
 ) -> dict[str, Any]:
-    """model.json: everything that decides the model, and nothing that varies between runs."""
+    """model.json: everything that decides the model, and nothing that varies between runs.
+
+    ``scores`` is ``test_size`` and ``test_accuracy``, or for a ``--select`` run the split
+    (``select``) and the ``validation`` scores in place of any test score.
+    """
     from mnist_repro.provenance import package_versions
 
     preset = model.PRESETS[config["preset"]]
@@ -187,12 +191,11 @@ def metadata(
         "input": {"dtype": preset.dtype, "features": "28x28 pixels flattened, / 255"},
         "data": data_hashes,
         "train_size": len(arrays["train_labels"]),
-        "test_size": len(arrays["test_labels"]),
         "classes": sorted(int(c) for c in np.unique(arrays["train_labels"])),
         "n_iter": facts["n_iter"],
         "converged": facts["converged"],
         **({"solver": facts["solver"]} if "solver" in facts else {}),
-        "test_accuracy": test_accuracy,
+        **scores,
         "packages": package_versions(),
         "blas": blas_record,
     }
@@ -285,10 +288,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     model.save_model(estimator, out / paths.MODEL_FILE)
     if select is None:
-        meta = metadata(config, facts, arrays, hashes, test_accuracy, blas.record(kernel))
+        scored = {"test_size": len(arrays["test_labels"]), "test_accuracy": test_accuracy}
     else:
-        meta = selection_metadata(config, facts, arrays, hashes, select, validation, kernel)
-    write_json(out / paths.META_FILE, meta)
+        scored = {"select": select, "validation": validation}
+    write_json(
+        out / paths.META_FILE,
+        metadata(config, facts, arrays, hashes, scored, blas.record(kernel)),
+    )
     timings = {
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
@@ -306,33 +312,3 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / paths.TIMINGS_FILE, timings)
     LOG.info("wrote %s and %s", out / paths.MODEL_FILE, out / paths.META_FILE)
     return 0
-
-
-def selection_metadata(
-    config: dict[str, Any],
-    facts: dict,
-    arrays: dict[str, np.ndarray],
-    data_hashes: dict,
-    select: dict[str, Any],
-    validation: dict[str, Any],
-    kernel: str,
-) -> dict[str, Any]:
-    """model.json of a ``--select`` run: the validation scores in place of the test score."""
-    from mnist_repro.provenance import package_versions
-
-    preset = model.PRESETS[config["preset"]]
-    return {
-        "preset": preset.name,
-        "estimator": preset.description,
-        "params": config,
-        "C": 1.0 / config["regularization"],
-        "input": {"dtype": preset.dtype, "features": "28x28 pixels flattened, / 255"},
-        "data": data_hashes,
-        "train_size": len(arrays["train_labels"]),
-        "select": select,
-        "validation": validation,
-        "n_iter": facts["n_iter"],
-        "converged": facts["converged"],
-        "packages": package_versions(),
-        "blas": blas.record(kernel),
-    }
