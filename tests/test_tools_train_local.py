@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,35 @@ def test_the_image_runs_as_root_and_train_local_never_does() -> None:
     script = SCRIPT.read_text()
     assert 'user=(--user "$(id -u):$(id -g)")' in script
     assert '"${engine[@]}" run --rm "$@" "${user[@]}"' in script
+
+
+ENTRYPOINT = REPO_ROOT / "docker" / "entrypoint.sh"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the entrypoint's switch happens only as root")
+@pytest.mark.parametrize(("owner", "stay_root", "expected"), [(54321, "", 54321), (0, "", 0),
+                                                              (54321, "1", 0)])  # fmt: skip
+def test_the_entrypoint_runs_as_the_owner_of_a_mounted_checkout(tmp_path, owner, stay_root,
+                                                                expected):  # fmt: skip
+    """A plain `docker run` as root on a checkout owned by a user runs as that user (no root-owned
+    files); on Azure ML the folder is root's own and nothing changes."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    os.chown(workspace, owner, owner)
+    env = {
+        **os.environ,
+        "MNIST_REPRO_WORKSPACE": str(workspace),
+        "MNIST_REPRO_STAY_ROOT": stay_root,
+    }
+    proc = subprocess.run(
+        ["sh", str(ENTRYPOINT), "sh", "-c", "id -u; id -g; touch made"],
+        cwd=workspace, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert proc.stdout.split() == [str(expected), str(expected)]
+    assert (workspace / "made").stat().st_uid == expected
+
+
+def test_the_image_runs_every_command_through_the_entrypoint() -> None:
+    dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/usr/local/bin/mnist-repro-entrypoint"]' in dockerfile
+    assert "!entrypoint.sh" in (REPO_ROOT / "docker" / ".dockerignore").read_text()

@@ -229,8 +229,19 @@ for metric in accuracy "regularization rate"; do
 done
 stage "Azure ML job command in the image (read-only code, MLflow): same model.skops"
 
+# A plain `docker run` (root, no --user) on the checkout: the entrypoint runs the command as the
+# checkout's owner, so what it writes is not root's.
+"$ENGINE" run "${RUN_FLAGS[@]}" -v "$WORK/repo:/workspace" "$IMAGE" \
+    sh -c 'touch .made-by-a-root-run && dvc status >/dev/null' 2>&1 | sed 's/^/    | /'
+MADE_BY=$(stat -c %u "$WORK/repo/.made-by-a-root-run") || die "the root run wrote nothing"
+rm -f "$WORK/repo/.made-by-a-root-run"
+[[ $MADE_BY == "$(stat -c %u "$WORK/repo")" ]] || die "a root run wrote a file owned by uid $MADE_BY"
+ROOT_OWNED=$(find "$WORK/repo" -xdev -uid 0 -print | head -5)
+[[ -z $ROOT_OWNED ]] || die "root-owned files in the checkout after a root run: $ROOT_OWNED"
+stage "a root run (no --user) writes as the checkout's owner"
+
 # DVC and git on a repository owned by another uid (root here, or 0 vs the caller's uid).
-STATUS=$("$ENGINE" run "${RUN_FLAGS[@]}" --user 0:0 -v "$WORK/repo:/workspace" \
+STATUS=$("$ENGINE" run "${RUN_FLAGS[@]}" --user 0:0 -e MNIST_REPRO_STAY_ROOT=1 -v "$WORK/repo:/workspace" \
     "$IMAGE" sh -c 'git rev-parse --short HEAD && dvc status' 2>&1) || die "dvc status as another uid failed: $STATUS"
 grep -q "up to date" <<<"$STATUS" || die "dvc status after the run is not clean: $STATUS"
 stage "dvc status as another uid: up to date"
